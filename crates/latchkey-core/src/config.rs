@@ -1,0 +1,314 @@
+//! Where settings come from, in order of precedence: systemd credentials and `*_FILE` files
+//! (secrets only), the environment, then an optional TOML file.
+//!
+//! Each daemon reads its own typed config struct out of a [`Source`] once at start-up; a bad
+//! value becomes a [`ConfigError`] naming the setting, printed as one line before exiting.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+/// A setting that could not be loaded. `Display` is the one line an operator sees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub setting: String,
+    pub problem: String,
+}
+
+impl ConfigError {
+    pub fn new(setting: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self {
+            setting: setting.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "configuration error: {}: {}", self.setting, self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The raw inputs of a configuration: environment variables, the TOML file's table and the
+/// systemd credentials directory. Settings are named by their environment variable; the TOML
+/// key is the same name in lower case (`LATCHKEY_LISTEN` → `latchkey_listen`), or the
+/// shorter form without the `LATCHKEY_` prefix (`listen`).
+#[derive(Default)]
+pub struct Source {
+    env: HashMap<String, String>,
+    file: toml::Table,
+    credentials_dir: Option<PathBuf>,
+}
+
+impl fmt::Debug for Source {
+    // Values may be secrets; only the names are shown.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut keys: Vec<_> = self.env.keys().collect();
+        keys.sort();
+        f.debug_struct("Source")
+            .field("env", &keys)
+            .field("file_keys", &self.file.keys().collect::<Vec<_>>())
+            .field("credentials_dir", &self.credentials_dir)
+            .finish()
+    }
+}
+
+/// Settings that only make sense as secrets: refused in the TOML file, which tends to end up
+/// world-readable (in the Nix store, say).
+const SECRET_SETTINGS: &[&str] = &["BETTER_AUTH_SECRET", "DATABASE_URL"];
+
+impl Source {
+    /// Reads the process environment and, if given (`--config` or `LATCHKEY_CONFIG`), a TOML file.
+    pub fn from_process(config_file: Option<&Path>) -> Result<Self, ConfigError> {
+        let env: HashMap<String, String> = std::env::vars().collect();
+        let path = config_file
+            .map(Path::to_path_buf)
+            .or_else(|| env.get("LATCHKEY_CONFIG").map(PathBuf::from));
+        let credentials_dir = env.get("CREDENTIALS_DIRECTORY").map(PathBuf::from);
+        let mut source = Source::from_parts(env, toml::Table::new(), credentials_dir);
+        if let Some(path) = path {
+            source.file = read_toml(&path)?;
+            for key in source.file.keys() {
+                let upper = key.to_ascii_uppercase();
+                if SECRET_SETTINGS.contains(&upper.as_str()) {
+                    return Err(ConfigError::new(
+                        upper,
+                        "secrets may not be set in the config file; use the environment, \
+                         a *_FILE path or a systemd credential",
+                    ));
+                }
+            }
+        }
+        Ok(source)
+    }
+
+    pub fn from_parts(
+        env: HashMap<String, String>,
+        file: toml::Table,
+        credentials_dir: Option<PathBuf>,
+    ) -> Self {
+        Self {
+            env,
+            file,
+            credentials_dir,
+        }
+    }
+
+    /// A plain (non-secret) setting: environment first, then the config file.
+    pub fn get(&self, name: &str) -> Result<Option<String>, ConfigError> {
+        if let Some(v) = self.env.get(name) {
+            return Ok(Some(v.clone()));
+        }
+        let lower = name.to_ascii_lowercase();
+        let short = lower.strip_prefix("latchkey_").unwrap_or(&lower);
+        for key in [lower.as_str(), short] {
+            if let Some(value) = self.file.get(key) {
+                return toml_scalar(value)
+                    .map(Some)
+                    .ok_or_else(|| ConfigError::new(name, "must be a string, number or boolean"));
+            }
+        }
+        Ok(None)
+    }
+
+    /// A setting parsed with `FromStr`, or `default` when unset.
+    pub fn parse_or<T: FromStr>(&self, name: &str, default: T) -> Result<T, ConfigError>
+    where
+        T::Err: fmt::Display,
+    {
+        match self.get(name)? {
+            None => Ok(default),
+            Some(raw) => raw
+                .trim()
+                .parse()
+                .map_err(|e| ConfigError::new(name, format!("invalid value {raw:?}: {e}"))),
+        }
+    }
+
+    /// A duration in whole seconds.
+    pub fn seconds_or(&self, name: &str, default: Duration) -> Result<Duration, ConfigError> {
+        let secs = self.parse_or::<u64>(name, default.as_secs())?;
+        Ok(Duration::from_secs(secs))
+    }
+
+    pub fn bool_or(&self, name: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(name)?.as_deref().map(str::trim) {
+            None => Ok(default),
+            Some("1" | "true" | "yes" | "on") => Ok(true),
+            Some("0" | "false" | "no" | "off") => Ok(false),
+            Some(other) => Err(ConfigError::new(
+                name,
+                format!("invalid value {other:?}: expected true or false"),
+            )),
+        }
+    }
+
+    pub fn listen_or(&self, name: &str, default: &str) -> Result<SocketAddr, ConfigError> {
+        let raw = self.get(name)?.unwrap_or_else(|| default.to_string());
+        raw.trim().parse().map_err(|_| {
+            ConfigError::new(
+                name,
+                format!("invalid listen address {raw:?}: expected IP:PORT"),
+            )
+        })
+    }
+
+    /// A secret, from the first of: `$CREDENTIALS_DIRECTORY/<NAME>`, the file named by
+    /// `<NAME>_FILE`, the variable `<NAME>` itself. Trailing newlines of files are dropped.
+    pub fn secret(&self, name: &str) -> Result<Option<SecretString>, ConfigError> {
+        if let Some(dir) = &self.credentials_dir {
+            let path = dir.join(name);
+            if path.exists() {
+                return read_secret_file(name, &path).map(Some);
+            }
+        }
+        let file_var = format!("{name}_FILE");
+        if let Some(path) = self.env.get(&file_var) {
+            return read_secret_file(&file_var, Path::new(path)).map(Some);
+        }
+        Ok(self
+            .env
+            .get(name)
+            .map(|v| SecretString::from(v.trim_end_matches(['\r', '\n']).to_string())))
+    }
+}
+
+fn read_toml(path: &Path) -> Result<toml::Table, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new("LATCHKEY_CONFIG", format!("{}: {e}", path.display())))?;
+    text.parse::<toml::Table>().map_err(|e| {
+        let msg = e.message().to_string();
+        ConfigError::new("LATCHKEY_CONFIG", format!("{}: {msg}", path.display()))
+    })
+}
+
+fn read_secret_file(setting: &str, path: &Path) -> Result<SecretString, ConfigError> {
+    // The error names the file, never its contents.
+    let mut text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::new(
+            setting,
+            format!("cannot read secret file {}: {}", path.display(), e.kind()),
+        )
+    })?;
+    let trimmed = text.trim_end_matches(['\r', '\n']).len();
+    text.truncate(trimmed);
+    Ok(SecretString::from(text))
+}
+
+fn toml_scalar(value: &toml::Value) -> Option<String> {
+    match value {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Float(f) => Some(f.to_string()),
+        toml::Value::Boolean(b) => Some(b.to_string()),
+        toml::Value::Array(items) => items
+            .iter()
+            .map(toml_scalar)
+            .collect::<Option<Vec<_>>>()
+            .map(|v| v.join(",")),
+        _ => None,
+    }
+}
+
+/// Optional rustls listener settings, shared by both daemons.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TlsFiles {
+    pub fn from_source(src: &Source) -> Result<Option<Self>, ConfigError> {
+        let cert = src.get("LATCHKEY_TLS_CERT")?;
+        let key = src.get("LATCHKEY_TLS_KEY")?;
+        match (cert, key) {
+            (None, None) => Ok(None),
+            (Some(cert), Some(key)) => Ok(Some(TlsFiles {
+                cert: cert.into(),
+                key: key.into(),
+            })),
+            (Some(_), None) => Err(ConfigError::new(
+                "LATCHKEY_TLS_KEY",
+                "must be set together with LATCHKEY_TLS_CERT",
+            )),
+            (None, Some(_)) => Err(ConfigError::new(
+                "LATCHKEY_TLS_CERT",
+                "must be set together with LATCHKEY_TLS_KEY",
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    fn src(env: &[(&str, &str)], file: &str) -> Source {
+        Source::from_parts(
+            env.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            file.parse().unwrap(),
+            None,
+        )
+    }
+
+    #[test]
+    fn environment_overrides_file_and_short_keys_work() {
+        let s = src(&[("LATCHKEY_LISTEN", "127.0.0.1:1")], "listen = \"127.0.0.1:2\"\nlatchkey_workers = 3");
+        assert_eq!(s.get("LATCHKEY_LISTEN").unwrap().as_deref(), Some("127.0.0.1:1"));
+        assert_eq!(s.get("LATCHKEY_WORKERS").unwrap().as_deref(), Some("3"));
+        let s = src(&[], "listen = \"127.0.0.1:2\"");
+        assert_eq!(s.listen_or("LATCHKEY_LISTEN", "127.0.0.1:3").unwrap().port(), 2);
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let s = src(&[("LATCHKEY_LISTEN", "nonsense")], "");
+        let err = s.listen_or("LATCHKEY_LISTEN", "127.0.0.1:3").unwrap_err();
+        assert_eq!(err.setting, "LATCHKEY_LISTEN");
+        assert!(err.to_string().starts_with("configuration error: LATCHKEY_LISTEN:"));
+        let s = src(&[("X", "maybe")], "");
+        assert_eq!(s.bool_or("X", false).unwrap_err().setting, "X");
+    }
+
+    #[test]
+    fn secret_from_file_is_trimmed_and_credentials_win() {
+        let dir = std::env::temp_dir().join(format!("latchkey-core-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("file-secret"), "from-file\n").unwrap();
+        std::fs::write(dir.join("S"), "from-credential\n").unwrap();
+        let env: HashMap<String, String> = [
+            ("S_FILE".to_string(), dir.join("file-secret").display().to_string()),
+            ("S".to_string(), "from-env".to_string()),
+        ]
+        .into();
+        let s = Source::from_parts(env.clone(), toml::Table::new(), None);
+        assert_eq!(s.secret("S").unwrap().unwrap().expose_secret(), "from-file");
+        let s = Source::from_parts(env, toml::Table::new(), Some(dir.clone()));
+        assert_eq!(s.secret("S").unwrap().unwrap().expose_secret(), "from-credential");
+        let missing = Source::from_parts(
+            [("S_FILE".to_string(), "/nonexistent/x".to_string())].into(),
+            toml::Table::new(),
+            None,
+        );
+        let err = missing.secret("S").unwrap_err();
+        assert_eq!(err.setting, "S_FILE");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn debug_shows_no_values() {
+        let s = src(&[("BETTER_AUTH_SECRET", "hunter2-hunter2")], "");
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}
