@@ -264,11 +264,22 @@ mod tests {
 
     #[test]
     fn environment_overrides_file_and_short_keys_work() {
-        let s = src(&[("LATCHKEY_LISTEN", "127.0.0.1:1")], "listen = \"127.0.0.1:2\"\nlatchkey_workers = 3");
-        assert_eq!(s.get("LATCHKEY_LISTEN").unwrap().as_deref(), Some("127.0.0.1:1"));
+        let s = src(
+            &[("LATCHKEY_LISTEN", "127.0.0.1:1")],
+            "listen = \"127.0.0.1:2\"\nlatchkey_workers = 3",
+        );
+        assert_eq!(
+            s.get("LATCHKEY_LISTEN").unwrap().as_deref(),
+            Some("127.0.0.1:1")
+        );
         assert_eq!(s.get("LATCHKEY_WORKERS").unwrap().as_deref(), Some("3"));
         let s = src(&[], "listen = \"127.0.0.1:2\"");
-        assert_eq!(s.listen_or("LATCHKEY_LISTEN", "127.0.0.1:3").unwrap().port(), 2);
+        assert_eq!(
+            s.listen_or("LATCHKEY_LISTEN", "127.0.0.1:3")
+                .unwrap()
+                .port(),
+            2
+        );
     }
 
     #[test]
@@ -276,7 +287,9 @@ mod tests {
         let s = src(&[("LATCHKEY_LISTEN", "nonsense")], "");
         let err = s.listen_or("LATCHKEY_LISTEN", "127.0.0.1:3").unwrap_err();
         assert_eq!(err.setting, "LATCHKEY_LISTEN");
-        assert!(err.to_string().starts_with("configuration error: LATCHKEY_LISTEN:"));
+        assert!(err
+            .to_string()
+            .starts_with("configuration error: LATCHKEY_LISTEN:"));
         let s = src(&[("X", "maybe")], "");
         assert_eq!(s.bool_or("X", false).unwrap_err().setting, "X");
     }
@@ -288,14 +301,20 @@ mod tests {
         std::fs::write(dir.join("file-secret"), "from-file\n").unwrap();
         std::fs::write(dir.join("S"), "from-credential\n").unwrap();
         let env: HashMap<String, String> = [
-            ("S_FILE".to_string(), dir.join("file-secret").display().to_string()),
+            (
+                "S_FILE".to_string(),
+                dir.join("file-secret").display().to_string(),
+            ),
             ("S".to_string(), "from-env".to_string()),
         ]
         .into();
         let s = Source::from_parts(env.clone(), toml::Table::new(), None);
         assert_eq!(s.secret("S").unwrap().unwrap().expose_secret(), "from-file");
         let s = Source::from_parts(env, toml::Table::new(), Some(dir.clone()));
-        assert_eq!(s.secret("S").unwrap().unwrap().expose_secret(), "from-credential");
+        assert_eq!(
+            s.secret("S").unwrap().unwrap().expose_secret(),
+            "from-credential"
+        );
         let missing = Source::from_parts(
             [("S_FILE".to_string(), "/nonexistent/x".to_string())].into(),
             toml::Table::new(),

@@ -95,8 +95,9 @@ mod tests {
 
     #[test]
     fn libpq_tls_modes_are_understood() {
-        let p = parse_url("postgres://u:p@db.example:5432/x?sslmode=verify-full&sslrootcert=/ca.pem")
-            .unwrap();
+        let p =
+            parse_url("postgres://u:p@db.example:5432/x?sslmode=verify-full&sslrootcert=/ca.pem")
+                .unwrap();
         assert!(p.tls);
         assert_eq!(p.root_cert.as_deref(), Some("/ca.pem"));
         let p = parse_url("postgresql://u@h/x?sslmode=require&channel_binding=require").unwrap();

@@ -1,0 +1,241 @@
+//! The auth daemon's configuration: one struct, loaded and validated once at start-up.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use latchkey_core::config::TlsFiles;
+use latchkey_core::{ConfigError, Source};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::keys::KeyPolicy;
+use crate::password::HashScheme;
+
+/// Better-Auth's minimum; it only warns, we refuse to start.
+pub const MIN_SECRET_CHARS: usize = 32;
+
+#[derive(Debug)]
+pub struct AuthConfig {
+    pub listen: SocketAddr,
+    pub tls: Option<TlsFiles>,
+    pub database_url: SecretString,
+    pub secret: SecretString,
+    /// Public URL of this daemon, e.g. `https://auth.example.com`.
+    pub base_url: url::Url,
+    /// Origin of `base_url`: the JWT issuer and audience, and a trusted origin.
+    pub origin: String,
+    pub trusted_origins: Vec<String>,
+    pub session: SessionPolicy,
+    pub jwt_ttl: Duration,
+    pub keys: KeyPolicy,
+    pub max_body_bytes: usize,
+    pub hash_scheme: HashScheme,
+    pub hash_concurrency: usize,
+    pub db_pool_size: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionPolicy {
+    pub expires_in: Duration,
+    /// A session is extended once it is this old (sliding refresh).
+    pub update_age: Duration,
+    /// Sessions younger than this count as fresh (needed by list-sessions).
+    pub fresh_age: Duration,
+}
+
+const DAY: u64 = 86_400;
+
+impl AuthConfig {
+    pub fn load(src: &Source) -> Result<Self, ConfigError> {
+        let listen = src.listen_or("LATCHKEY_LISTEN", "127.0.0.1:3000")?;
+        let secret = src.secret("BETTER_AUTH_SECRET")?.ok_or_else(|| {
+            ConfigError::new(
+                "BETTER_AUTH_SECRET",
+                "is required (set it, BETTER_AUTH_SECRET_FILE, or a systemd credential)",
+            )
+        })?;
+        let chars = secret.expose_secret().chars().count();
+        if chars < MIN_SECRET_CHARS {
+            return Err(ConfigError::new(
+                "BETTER_AUTH_SECRET",
+                format!("must be at least {MIN_SECRET_CHARS} characters (got {chars})"),
+            ));
+        }
+        let database_url = src.secret("DATABASE_URL")?.ok_or_else(|| {
+            ConfigError::new("DATABASE_URL", "is required (postgres://user@host/db)")
+        })?;
+
+        let raw_url = src
+            .get("BETTER_AUTH_URL")?
+            .unwrap_or_else(|| format!("http://{listen}"));
+        let base_url = url::Url::parse(raw_url.trim())
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .ok_or_else(|| {
+                ConfigError::new(
+                    "BETTER_AUTH_URL",
+                    format!("invalid URL {raw_url:?}: expected http(s)://host[:port]"),
+                )
+            })?;
+        let origin = base_url.origin().ascii_serialization();
+        let trusted_origins = src
+            .get("BETTER_AUTH_TRUSTED_ORIGINS")?
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+
+        let session = SessionPolicy {
+            expires_in: src
+                .seconds_or("LATCHKEY_SESSION_EXPIRES_IN", Duration::from_secs(7 * DAY))?,
+            update_age: src.seconds_or("LATCHKEY_SESSION_UPDATE_AGE", Duration::from_secs(DAY))?,
+            fresh_age: src.seconds_or("LATCHKEY_SESSION_FRESH_AGE", Duration::from_secs(DAY))?,
+        };
+        if session.expires_in.is_zero() {
+            return Err(ConfigError::new(
+                "LATCHKEY_SESSION_EXPIRES_IN",
+                "must be positive",
+            ));
+        }
+        let jwt_ttl = src.seconds_or("LATCHKEY_JWT_EXPIRES_IN", Duration::from_secs(900))?;
+        if jwt_ttl.is_zero() || jwt_ttl > Duration::from_secs(DAY) {
+            return Err(ConfigError::new(
+                "LATCHKEY_JWT_EXPIRES_IN",
+                "must be between 1 second and 1 day: JWTs cannot be revoked, keep them short",
+            ));
+        }
+        let rotation = src.seconds_or(
+            "LATCHKEY_KEY_ROTATION_INTERVAL",
+            Duration::from_secs(30 * DAY),
+        )?;
+        let keys = KeyPolicy {
+            rotation_interval: (!rotation.is_zero()).then_some(rotation),
+            grace_period: src
+                .seconds_or("LATCHKEY_KEY_GRACE_PERIOD", Duration::from_secs(30 * DAY))?,
+            reload_interval: src
+                .seconds_or("LATCHKEY_KEY_RELOAD_INTERVAL", Duration::from_secs(30))?,
+        };
+        if keys.reload_interval.is_zero() {
+            return Err(ConfigError::new(
+                "LATCHKEY_KEY_RELOAD_INTERVAL",
+                "must be positive",
+            ));
+        }
+        if keys.grace_period < jwt_ttl {
+            return Err(ConfigError::new(
+                "LATCHKEY_KEY_GRACE_PERIOD",
+                "must be at least LATCHKEY_JWT_EXPIRES_IN, or tokens would outlive their key",
+            ));
+        }
+        let hash_scheme = match src.get("LATCHKEY_PASSWORD_HASH")?.as_deref().map(str::trim) {
+            None | Some("argon2id") => HashScheme::Argon2id,
+            Some("scrypt") => HashScheme::Scrypt,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "LATCHKEY_PASSWORD_HASH",
+                    format!("invalid value {other:?}: expected argon2id or scrypt"),
+                ))
+            }
+        };
+        let cpus = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        let hash_concurrency = src.parse_or("LATCHKEY_HASH_CONCURRENCY", cpus)?;
+        if hash_concurrency == 0 {
+            return Err(ConfigError::new(
+                "LATCHKEY_HASH_CONCURRENCY",
+                "must be at least 1",
+            ));
+        }
+        let max_body_bytes = src.parse_or("LATCHKEY_MAX_BODY_BYTES", 64 * 1024)?;
+        let db_pool_size = src.parse_or("LATCHKEY_DB_POOL_SIZE", 16)?;
+        if db_pool_size == 0 {
+            return Err(ConfigError::new(
+                "LATCHKEY_DB_POOL_SIZE",
+                "must be at least 1",
+            ));
+        }
+        Ok(AuthConfig {
+            listen,
+            tls: TlsFiles::from_source(src)?,
+            database_url,
+            secret,
+            base_url,
+            origin,
+            trusted_origins,
+            session,
+            jwt_ttl,
+            keys,
+            max_body_bytes,
+            hash_scheme,
+            hash_concurrency,
+            db_pool_size,
+        })
+    }
+
+    pub fn secure_cookies(&self) -> bool {
+        self.base_url.scheme() == "https"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(env: &[(&str, &str)]) -> Result<AuthConfig, ConfigError> {
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        AuthConfig::load(&Source::from_parts(env, toml::Table::new(), None))
+    }
+
+    const GOOD: [(&str, &str); 2] = [
+        ("BETTER_AUTH_SECRET", "0123456789abcdefghijklmnopqrstuvwxyz"),
+        ("DATABASE_URL", "postgres://u:pw@127.0.0.1/db"),
+    ];
+
+    #[test]
+    fn defaults() {
+        let c = load(&GOOD).unwrap();
+        assert_eq!(c.origin, "http://127.0.0.1:3000");
+        assert!(!c.secure_cookies());
+        assert_eq!(c.jwt_ttl, Duration::from_secs(900));
+        let dbg = format!("{c:?}");
+        assert!(
+            !dbg.contains("0123456789abcdef") && !dbg.contains("pw@"),
+            "{dbg}"
+        );
+    }
+
+    #[test]
+    fn short_secret_is_refused_by_name() {
+        let err = load(&[("BETTER_AUTH_SECRET", "short"), GOOD[1]]).unwrap_err();
+        assert_eq!(err.setting, "BETTER_AUTH_SECRET");
+        assert!(!err.to_string().contains("short\""));
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let mut env = GOOD.to_vec();
+        env.push(("BETTER_AUTH_URL", "ftp://x"));
+        assert_eq!(load(&env).unwrap_err().setting, "BETTER_AUTH_URL");
+        let mut env = GOOD.to_vec();
+        env.push(("LATCHKEY_PASSWORD_HASH", "md5"));
+        assert_eq!(load(&env).unwrap_err().setting, "LATCHKEY_PASSWORD_HASH");
+        assert_eq!(load(&GOOD[..1]).unwrap_err().setting, "DATABASE_URL");
+    }
+
+    #[test]
+    fn https_base_url_means_secure_cookies() {
+        let mut env = GOOD.to_vec();
+        env.push(("BETTER_AUTH_URL", "https://auth.example.com/"));
+        let c = load(&env).unwrap();
+        assert!(c.secure_cookies());
+        assert_eq!(c.origin, "https://auth.example.com");
+    }
+}

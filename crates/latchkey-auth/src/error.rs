@@ -1,0 +1,131 @@
+//! The auth daemon's one error type, and its one mapping to HTTP.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use http::StatusCode;
+use latchkey_core::http::{self as h, HttpResponse};
+use serde_json::json;
+
+use crate::password::HashError;
+
+#[derive(Debug)]
+pub enum AuthError {
+    /// A client-facing error in Better-Auth's `{message, code}` shape.
+    Api {
+        status: StatusCode,
+        code: Option<&'static str>,
+        message: Cow<'static, str>,
+    },
+    /// Better-Auth answers unknown paths and wrong methods with an empty 404.
+    NotFound,
+    /// The database could not be reached in time.
+    Unavailable(String),
+    /// A bug or broken invariant; logged, never shown.
+    Internal(String),
+}
+
+impl AuthError {
+    pub fn api(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        AuthError::Api {
+            status,
+            code: Some(code),
+            message: message.into(),
+        }
+    }
+
+    pub fn internal(msg: impl Into<String>) -> Self {
+        AuthError::Internal(msg.into())
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::api(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "Unauthorized")
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        Self::api(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn forbidden(code: &'static str, message: &'static str) -> Self {
+        Self::api(StatusCode::FORBIDDEN, code, message)
+    }
+
+    pub fn into_response(self) -> HttpResponse {
+        match self {
+            AuthError::Api {
+                status,
+                code: Some(code),
+                message,
+            } => h::json(status, &json!({"message": message, "code": code})),
+            AuthError::Api {
+                status,
+                code: None,
+                message,
+            } => h::json(status, &json!({ "message": message })),
+            AuthError::NotFound => h::status_only(StatusCode::NOT_FOUND),
+            AuthError::Unavailable(detail) => {
+                tracing::warn!("database unavailable: {detail}");
+                h::json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &json!({"message": "Service temporarily unavailable", "code": "SERVICE_UNAVAILABLE"}),
+                )
+            }
+            AuthError::Internal(detail) => {
+                tracing::error!("internal error: {detail}");
+                h::json(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &json!({"message": "Internal server error", "code": "INTERNAL_SERVER_ERROR"}),
+                )
+            }
+        }
+    }
+}
+
+impl fmt::Display for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuthError::Api { message, .. } => f.write_str(message),
+            AuthError::NotFound => f.write_str("not found"),
+            AuthError::Unavailable(d) => write!(f, "database unavailable: {d}"),
+            AuthError::Internal(d) => f.write_str(d),
+        }
+    }
+}
+
+impl std::error::Error for AuthError {}
+
+impl From<tokio_postgres::Error> for AuthError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        if e.is_closed() || e.as_db_error().is_none() {
+            AuthError::Unavailable(e.to_string())
+        } else {
+            AuthError::Internal(format!("database: {e}"))
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for AuthError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        AuthError::Unavailable(e.to_string())
+    }
+}
+
+impl From<HashError> for AuthError {
+    fn from(e: HashError) -> Self {
+        match e {
+            HashError::Busy => AuthError::api(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "SERVER_BUSY",
+                "Too many sign-ins in progress; try again shortly",
+            ),
+            HashError::UnknownFormat => {
+                AuthError::internal("stored password hash has an unknown format")
+            }
+            HashError::Internal(d) => AuthError::Internal(d),
+        }
+    }
+}

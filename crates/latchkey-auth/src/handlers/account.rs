@@ -1,0 +1,167 @@
+//! Sign-up, sign-in and sign-out with email and password.
+
+use http::StatusCode;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+
+use super::{check_callback, check_password_length, MAX_PASSWORD};
+use crate::error::AuthError;
+use crate::password::HashError;
+use crate::reply::Reply;
+use crate::request::{Fields, Req};
+use crate::state::State;
+use crate::store::{self, NewSession};
+
+fn invalid_credentials() -> AuthError {
+    AuthError::api(
+        StatusCode::UNAUTHORIZED,
+        "INVALID_EMAIL_OR_PASSWORD",
+        "Invalid email or password",
+    )
+}
+
+pub async fn sign_up(st: &State, req: &Req) -> Result<Reply, AuthError> {
+    st.origins.check_login_request(req)?;
+    let body = req.body_object(true)?;
+    let mut f = Fields::new(&body);
+    let name = f.string("name");
+    let email = f.email("email");
+    let password = f.string("password");
+    let image = f.opt_string("image");
+    let callback = f.opt_string("callbackURL");
+    let remember = f.opt_bool("rememberMe").unwrap_or(true);
+    f.finish()?;
+    let (Some(name), Some(email), Some(password)) = (name, email, password) else {
+        return Err(AuthError::internal("validated fields missing"));
+    };
+    let password = SecretString::from(password);
+    check_callback(st, callback.as_deref())?;
+    check_password_length(&password)?;
+    let email = email.to_lowercase();
+
+    let client = st.pool.get().await?;
+    if store::user_by_email(&client, &email).await?.is_some() {
+        return Err(user_exists());
+    }
+    drop(client);
+    let hash = st.hasher.hash(&password).await?;
+
+    let mut client = st.pool.get().await?;
+    let tx = client.transaction().await?;
+    let user = match store::insert_user(&tx, &name, &email, image.as_deref()).await {
+        Err(AuthError::Internal(e)) if e.contains("user_email_key") => return Err(user_exists()),
+        other => other?,
+    };
+    store::insert_credential(&tx, &user.id, &hash).await?;
+    let session = store::insert_session(
+        &tx,
+        NewSession {
+            user_id: &user.id,
+            ttl: st.session_ttl(remember),
+            ip_address: &req.client_ip(),
+            user_agent: &req.user_agent(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+
+    let reply = Reply::json(json!({"token": session.token, "user": user}));
+    Ok(st.with_session(reply, &session.token, remember))
+}
+
+fn user_exists() -> AuthError {
+    AuthError::api(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL",
+        "User already exists. Use another email.",
+    )
+}
+
+pub async fn sign_in(st: &State, req: &Req) -> Result<Reply, AuthError> {
+    st.origins.check_login_request(req)?;
+    let body = req.body_object(true)?;
+    let mut f = Fields::new(&body);
+    let email = f.email("email");
+    let password = f.string("password");
+    let callback = f.opt_string("callbackURL");
+    let remember = f.opt_bool("rememberMe").unwrap_or(true);
+    f.finish()?;
+    let (Some(email), Some(password)) = (email, password) else {
+        return Err(AuthError::internal("validated fields missing"));
+    };
+    let password = SecretString::from(password);
+    check_callback(st, callback.as_deref())?;
+    if password.expose_secret().encode_utf16().count() > MAX_PASSWORD {
+        // Can never match a stored password; not worth hashing.
+        return Err(invalid_credentials());
+    }
+    let email = email.to_lowercase();
+
+    // Unknown emails take the same path (a lookup, a query, one verification) and give the
+    // same answer as wrong passwords.
+    let client = st.pool.get().await?;
+    let user = store::user_by_email(&client, &email).await?;
+    let account_owner = user.as_ref().map(|u| u.id.as_str()).unwrap_or("");
+    let credential = store::credential(&client, account_owner).await?;
+    drop(client);
+    let (user, account_id, stored) = match (user, credential) {
+        (Some(user), Some((account_id, Some(stored)))) => (user, account_id, stored),
+        _ => {
+            st.hasher.verify_decoy(&password).await?;
+            return Err(invalid_credentials());
+        }
+    };
+    let verdict = match st.hasher.verify(&password, &stored).await {
+        Ok(v) => v,
+        Err(HashError::UnknownFormat) => {
+            tracing::warn!(user = %user.id, "stored password hash has an unknown format");
+            return Err(invalid_credentials());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if !verdict.ok {
+        return Err(invalid_credentials());
+    }
+
+    let client = st.pool.get().await?;
+    if verdict.needs_rehash {
+        // Best effort: a failed upgrade must not fail the sign-in; the next one retries.
+        match st.hasher.hash(&password).await {
+            Ok(hash) => {
+                if let Err(e) = store::set_password(&client, &account_id, &hash).await {
+                    tracing::warn!(user = %user.id, "password rehash not stored: {e}");
+                }
+            }
+            Err(e) => tracing::warn!(user = %user.id, "password rehash failed: {e:?}"),
+        }
+    }
+    let session = store::insert_session(
+        &client,
+        NewSession {
+            user_id: &user.id,
+            ttl: st.session_ttl(remember),
+            ip_address: &req.client_ip(),
+            user_agent: &req.user_agent(),
+        },
+    )
+    .await?;
+
+    let mut reply = match &callback {
+        Some(url) => {
+            Reply::json(json!({"redirect": true, "token": session.token, "url": url, "user": user}))
+                .header("location", url.clone())
+        }
+        None => Reply::json(json!({"redirect": false, "token": session.token, "user": user})),
+    };
+    reply = st.with_session(reply, &session.token, remember);
+    Ok(reply)
+}
+
+/// Works with or without a session; always clears the cookies.
+pub async fn sign_out(st: &State, req: &Req) -> Result<Reply, AuthError> {
+    if let Some(token) = st.session_token(req) {
+        let client = st.pool.get().await?;
+        store::delete_session_by_token(&client, &token).await?;
+    }
+    Ok(Reply::json(json!({"success": true})).cookies(st.cookies.expire_all()))
+}

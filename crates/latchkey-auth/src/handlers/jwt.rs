@@ -1,0 +1,20 @@
+//! `/token` (a JWT for the caller's session) and the JWKS.
+
+use latchkey_core::http::HttpResponse;
+use serde_json::json;
+
+use crate::error::AuthError;
+use crate::reply::Reply;
+use crate::request::Req;
+use crate::state::State;
+
+pub async fn token(st: &State, req: &Req) -> Result<Reply, AuthError> {
+    let (session, user) = st.require_session(req).await?;
+    let jwt = st.jwt_for(&session, &user).await?;
+    Ok(Reply::json(json!({ "token": jwt })))
+}
+
+/// Served from the in-memory copy that the key maintainer refreshes; no query per request.
+pub fn jwks(st: &State) -> HttpResponse {
+    Reply::raw_json(st.keys.jwks())
+}

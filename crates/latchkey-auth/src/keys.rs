@@ -1,0 +1,535 @@
+//! JWT signing keys: stored in Better-Auth's `jwks` table, private halves encrypted exactly as
+//! Better-Auth does (spec §7.2), so keys either side made keep working on the other.
+//!
+//! Every replica caches the decrypted signing key (zeroized on drop) and the serialised JWKS,
+//! and reloads both from Postgres on an interval. Creating and rotating keys happens under a
+//! Postgres advisory lock with a re-check inside it, so that exactly one replica does it.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use bytes::Bytes;
+use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use chrono::{DateTime, SubsecRound, Utc};
+use ed25519_dalek::Signer as _;
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::error::AuthError;
+use latchkey_core::db::DbPool;
+
+/// `pg_advisory_xact_lock` key for key creation and rotation ("latchkey-keys").
+const KEYS_LOCK: i64 = 0x6c61_7463_6b65_7901;
+const DEFAULT_ALG: &str = "EdDSA";
+
+#[derive(Debug, Clone)]
+pub struct KeyPolicy {
+    /// Rotate automatically when the signing key is older than this (`None`: only by hand).
+    pub rotation_interval: Option<Duration>,
+    /// How long a retired key stays in the JWKS after it stopped signing.
+    pub grace_period: Duration,
+    /// How often each replica re-reads the table (to pick up another replica's rotation).
+    pub reload_interval: Duration,
+}
+
+/// Encrypts and decrypts private JWKs with `SHA-256(secret)` as the XChaCha20-Poly1305 key.
+pub struct KeyCipher {
+    key: Zeroizing<[u8; 32]>,
+}
+
+impl KeyCipher {
+    pub fn new(secret: &SecretString) -> Self {
+        let digest = Sha256::digest(secret.expose_secret().as_bytes());
+        let mut key = Zeroizing::new([0u8; 32]);
+        key.copy_from_slice(&digest);
+        Self { key }
+    }
+
+    fn cipher(&self) -> XChaCha20Poly1305 {
+        XChaCha20Poly1305::new(self.key.as_slice().into())
+    }
+
+    /// The `privateKey` column value: a JSON string holding hex(nonce ‖ ciphertext ‖ tag).
+    pub fn encrypt(&self, plaintext: &[u8]) -> Result<String, AuthError> {
+        let mut nonce = [0u8; 24];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let sealed = self
+            .cipher()
+            .encrypt(XNonce::from_slice(&nonce), plaintext)
+            .map_err(|_| AuthError::internal("key encryption failed"))?;
+        let mut blob = nonce.to_vec();
+        blob.extend_from_slice(&sealed);
+        Ok(Value::String(hex::encode(blob)).to_string())
+    }
+
+    /// Accepts the JSON-quoted hex form, bare hex, and unencrypted JWK JSON
+    /// (`disablePrivateKeyEncryption`).
+    pub fn decrypt(&self, column: &str) -> Result<Zeroizing<String>, AuthError> {
+        let trimmed = column.trim();
+        if trimmed.starts_with('{') {
+            return Ok(Zeroizing::new(trimmed.to_string()));
+        }
+        let inner = match serde_json::from_str::<Value>(trimmed) {
+            Ok(Value::String(s)) => s,
+            _ => trimmed.to_string(),
+        };
+        if inner.starts_with("$ba$") {
+            return Err(AuthError::internal(
+                "signing key is encrypted with a versioned secret (BETTER_AUTH_SECRETS), which latchkey does not support yet",
+            ));
+        }
+        let blob =
+            hex::decode(&inner).map_err(|_| AuthError::internal("signing key is not hex"))?;
+        if blob.len() < 24 + 16 {
+            return Err(AuthError::internal("signing key blob too short"));
+        }
+        let plain = self
+            .cipher()
+            .decrypt(XNonce::from_slice(&blob[..24]), &blob[24..])
+            .map_err(|_| {
+                AuthError::internal("cannot decrypt signing key: was it made with another secret?")
+            })?;
+        String::from_utf8(plain)
+            .map(Zeroizing::new)
+            .map_err(|_| AuthError::internal("decrypted signing key is not UTF-8"))
+    }
+}
+
+/// A decrypted signing key; the dalek key zeroizes itself on drop.
+pub struct ActiveKey {
+    pub kid: String,
+    signer: ed25519_dalek::SigningKey,
+}
+
+impl ActiveKey {
+    pub fn sign_jwt<T: Serialize>(&self, claims: &T) -> Result<String, AuthError> {
+        let header = json!({"alg": DEFAULT_ALG, "kid": self.kid});
+        let payload = serde_json::to_vec(claims)
+            .map_err(|_| AuthError::internal("claims not serialisable"))?;
+        let signing_input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(payload)
+        );
+        let sig = self.signer.sign(signing_input.as_bytes());
+        Ok(format!(
+            "{signing_input}.{}",
+            URL_SAFE_NO_PAD.encode(sig.to_bytes())
+        ))
+    }
+}
+
+struct Ring {
+    signing: Option<Arc<ActiveKey>>,
+    jwks: Bytes,
+}
+
+pub struct Keys {
+    pool: DbPool,
+    cipher: KeyCipher,
+    pub policy: KeyPolicy,
+    ring: RwLock<Ring>,
+}
+
+struct Row {
+    id: String,
+    public_key: String,
+    private_key: String,
+    created_at: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+    alg: Option<String>,
+    crv: Option<String>,
+}
+
+impl Keys {
+    pub fn new(pool: DbPool, secret: &SecretString, policy: KeyPolicy) -> Self {
+        Self {
+            pool,
+            cipher: KeyCipher::new(secret),
+            policy,
+            ring: RwLock::new(Ring {
+                signing: None,
+                jwks: Bytes::from_static(br#"{"keys":[]}"#),
+            }),
+        }
+    }
+
+    pub fn jwks(&self) -> Bytes {
+        self.ring.read().map(|r| r.jwks.clone()).unwrap_or_default()
+    }
+
+    pub fn has_signing_key(&self) -> bool {
+        self.ring
+            .read()
+            .map(|r| r.signing.is_some())
+            .unwrap_or(false)
+    }
+
+    /// The current signing key, creating one if the table has none usable.
+    pub async fn signing_key(&self) -> Result<Arc<ActiveKey>, AuthError> {
+        if let Some(k) = self.ring.read().ok().and_then(|r| r.signing.clone()) {
+            return Ok(k);
+        }
+        self.ensure().await?;
+        self.ring
+            .read()
+            .ok()
+            .and_then(|r| r.signing.clone())
+            .ok_or_else(|| AuthError::internal("no signing key available"))
+    }
+
+    /// Makes sure a usable signing key exists, then reloads.
+    pub async fn ensure(&self) -> Result<(), AuthError> {
+        self.locked_change(false).await?;
+        self.reload().await
+    }
+
+    /// Retires the current signing key (it stays in the JWKS for the grace period) and creates
+    /// a new one. Returns the new key id.
+    pub async fn rotate(&self) -> Result<String, AuthError> {
+        let kid = self.locked_change(true).await?;
+        self.reload().await?;
+        Ok(kid)
+    }
+
+    /// Rotates if automatic rotation is on and the signing key has reached its age.
+    pub async fn rotate_if_due(&self) -> Result<Option<String>, AuthError> {
+        let Some(interval) = self.policy.rotation_interval else {
+            return Ok(None);
+        };
+        let client = self.pool.get().await?;
+        let newest: Option<DateTime<Utc>> = client
+            .query_opt(
+                r#"select "createdAt" from "jwks" where ("alg" = $1 or "alg" is null)
+                   and ("expiresAt" is null or "expiresAt" > now())
+                   order by "createdAt" desc limit 1"#,
+                &[&DEFAULT_ALG],
+            )
+            .await?
+            .map(|r| r.get(0));
+        drop(client);
+        let due = match newest {
+            None => true,
+            Some(created) => {
+                let age = Utc::now().signed_duration_since(created);
+                age.to_std().map(|a| a >= interval).unwrap_or(false)
+            }
+        };
+        if !due {
+            return Ok(None);
+        }
+        let kid = self.locked_change_due(interval).await?;
+        self.reload().await?;
+        Ok(kid)
+    }
+
+    /// Under the advisory lock: create a key if none is usable, or (with `rotate`) always.
+    async fn locked_change(&self, rotate: bool) -> Result<String, AuthError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        tx.execute("select pg_advisory_xact_lock($1)", &[&KEYS_LOCK])
+            .await?;
+        let usable: Option<String> = tx
+            .query_opt(
+                r#"select "id" from "jwks" where ("alg" = $1 or "alg" is null)
+                   and ("expiresAt" is null or "expiresAt" > now())
+                   order by "createdAt" desc limit 1"#,
+                &[&DEFAULT_ALG],
+            )
+            .await?
+            .map(|r| r.get(0));
+        let kid = match (usable, rotate) {
+            (Some(kid), false) => kid,
+            _ => {
+                let now = now_ms();
+                tx.execute(
+                    r#"update "jwks" set "expiresAt" = $1
+                       where "expiresAt" is null or "expiresAt" > $1"#,
+                    &[&now],
+                )
+                .await?;
+                self.insert_new(&tx, now).await?
+            }
+        };
+        tx.commit().await?;
+        Ok(kid)
+    }
+
+    /// Like `locked_change(true)`, but re-checks under the lock that rotation is still due, so
+    /// that replicas racing on the same deadline rotate once.
+    async fn locked_change_due(&self, interval: Duration) -> Result<Option<String>, AuthError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        tx.execute("select pg_advisory_xact_lock($1)", &[&KEYS_LOCK])
+            .await?;
+        let newest: Option<DateTime<Utc>> = tx
+            .query_opt(
+                r#"select "createdAt" from "jwks" where ("alg" = $1 or "alg" is null)
+                   and ("expiresAt" is null or "expiresAt" > now())
+                   order by "createdAt" desc limit 1"#,
+                &[&DEFAULT_ALG],
+            )
+            .await?
+            .map(|r| r.get(0));
+        let still_due = newest.is_none_or(|created| {
+            Utc::now()
+                .signed_duration_since(created)
+                .to_std()
+                .map(|a| a >= interval)
+                .unwrap_or(false)
+        });
+        if !still_due {
+            return Ok(None);
+        }
+        let now = now_ms();
+        tx.execute(
+            r#"update "jwks" set "expiresAt" = $1 where "expiresAt" is null or "expiresAt" > $1"#,
+            &[&now],
+        )
+        .await?;
+        let kid = self.insert_new(&tx, now).await?;
+        tx.commit().await?;
+        Ok(Some(kid))
+    }
+
+    async fn insert_new(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<String, AuthError> {
+        let mut seed = Zeroizing::new([0u8; 32]);
+        rand::rngs::OsRng.fill_bytes(seed.as_mut_slice());
+        let signer = ed25519_dalek::SigningKey::from_bytes(&seed);
+        let x = URL_SAFE_NO_PAD.encode(signer.verifying_key().to_bytes());
+        let d = Zeroizing::new(URL_SAFE_NO_PAD.encode(seed.as_slice()));
+        let public = json!({"crv": "Ed25519", "x": x, "kty": "OKP"}).to_string();
+        let private = Zeroizing::new(format!(
+            r#"{{"crv":"Ed25519","d":"{}","x":"{x}","kty":"OKP"}}"#,
+            d.as_str()
+        ));
+        let encrypted = self.cipher.encrypt(private.as_bytes())?;
+        let kid = crate::ids::new_id();
+        tx.execute(
+            r#"insert into "jwks" ("id", "publicKey", "privateKey", "createdAt", "expiresAt", "alg", "crv")
+               values ($1, $2, $3, $4, null, $5, 'Ed25519')"#,
+            &[&kid, &public, &encrypted, &now, &DEFAULT_ALG],
+        )
+        .await?;
+        tracing::info!(kid = %kid, "created signing key");
+        Ok(kid)
+    }
+
+    /// Re-reads the table: rebuilds the JWKS and, if the signing key changed, decrypts it.
+    pub async fn reload(&self) -> Result<(), AuthError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                r#"select "id", "publicKey", "privateKey", "createdAt", "expiresAt", "alg", "crv"
+                   from "jwks" order by "createdAt" desc"#,
+                &[],
+            )
+            .await?;
+        drop(client);
+        let rows: Vec<Row> = rows
+            .iter()
+            .map(|r| Row {
+                id: r.get(0),
+                public_key: r.get(1),
+                private_key: r.get(2),
+                created_at: r.get(3),
+                expires_at: r.get(4),
+                alg: r.get(5),
+                crv: r.get(6),
+            })
+            .collect();
+        let now = Utc::now();
+        let grace = chrono::Duration::from_std(self.policy.grace_period)
+            .unwrap_or_else(|_| chrono::Duration::days(30));
+
+        let mut keys = Vec::new();
+        for row in &rows {
+            if row.expires_at.is_some_and(|e| e + grace <= now) {
+                continue;
+            }
+            match jwks_entry(row) {
+                Some(entry) => keys.push(entry),
+                None => tracing::warn!(kid = %row.id, "skipping unreadable public key"),
+            }
+        }
+        let jwks = Bytes::from(json!({ "keys": keys }).to_string());
+
+        let candidate = rows.iter().find(|r| {
+            r.alg.as_deref().unwrap_or(DEFAULT_ALG) == DEFAULT_ALG
+                && r.expires_at.is_none_or(|e| e > now)
+        });
+        let current = self.ring.read().ok().and_then(|r| r.signing.clone());
+        let signing = match candidate {
+            None => None,
+            Some(row) if current.as_ref().is_some_and(|c| c.kid == row.id) => current,
+            Some(row) => Some(Arc::new(self.decrypt_row(row)?)),
+        };
+        if let Ok(mut ring) = self.ring.write() {
+            *ring = Ring { signing, jwks };
+        }
+        Ok(())
+    }
+
+    fn decrypt_row(&self, row: &Row) -> Result<ActiveKey, AuthError> {
+        let plain = self.cipher.decrypt(&row.private_key)?;
+        let jwk: Map<String, Value> = serde_json::from_str(&plain)
+            .map_err(|_| AuthError::internal("decrypted signing key is not a JWK"))?;
+        let d = jwk.get("d").and_then(Value::as_str).unwrap_or_default();
+        let seed = Zeroizing::new(
+            URL_SAFE_NO_PAD
+                .decode(d)
+                .map_err(|_| AuthError::internal("signing key 'd' is not base64url"))?,
+        );
+        let seed: &[u8; 32] = seed.as_slice().try_into().map_err(|_| {
+            AuthError::internal("signing key 'd' is not 32 bytes (only Ed25519 keys are supported)")
+        })?;
+        let signer = ed25519_dalek::SigningKey::from_bytes(seed);
+        let x = URL_SAFE_NO_PAD.encode(signer.verifying_key().to_bytes());
+        if jwk.get("x").and_then(Value::as_str) != Some(x.as_str()) {
+            return Err(AuthError::internal(
+                "signing key's public half does not match",
+            ));
+        }
+        Ok(ActiveKey {
+            kid: row.id.clone(),
+            signer,
+        })
+    }
+
+    /// Reloads on an interval and rotates when due, until the process stops.
+    pub async fn maintain(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(self.policy.reload_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = self.rotate_if_due().await {
+                tracing::warn!("automatic key rotation failed: {e}");
+            }
+            if let Err(e) = self.reload().await {
+                tracing::warn!("reloading signing keys failed: {e}");
+            }
+        }
+    }
+}
+
+/// One JWKS entry as Better-Auth shapes it: alg, crv, the stored public JWK fields, kid.
+fn jwks_entry(row: &Row) -> Option<Value> {
+    let public: Map<String, Value> = serde_json::from_str(&row.public_key).ok()?;
+    let mut entry = Map::new();
+    entry.insert(
+        "alg".into(),
+        Value::String(row.alg.clone().unwrap_or_else(|| DEFAULT_ALG.into())),
+    );
+    if let Some(crv) = row.crv.clone().or_else(|| {
+        public
+            .get("crv")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    }) {
+        entry.insert("crv".into(), Value::String(crv));
+    }
+    for (k, v) in public {
+        entry.insert(k, v);
+    }
+    entry.insert("kid".into(), Value::String(row.id.clone()));
+    let _ = row.created_at;
+    Some(Value::Object(entry))
+}
+
+fn now_ms() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(3)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "0123456789abcdefghijklmnopqrstuvwxyzABCDEF-test-secret";
+    const COLUMN: &str = "\"eaaf5d46ce2cab4f29def6c227821100bb4f7f4a880322f362234d030aff08d1adb9728721beca6989443099378d066a33cebf25bbcc2c79b6d254c47feffff8a45555d470030231936b49e19810881c962d29e843e422cb3117d805fa14f72b668435e49b5800cbc4bc427217a22566c50257b60372f97572e010643e1c1acca9769718d34c8cdc6b3c3a0caba20a0c7e6a562fc06c35521569fa80c85636239b70ccddda8aa09e5f\"";
+
+    fn cipher() -> KeyCipher {
+        KeyCipher::new(&SecretString::from(SECRET.to_string()))
+    }
+
+    #[test]
+    fn spec_vector_key_derivation_and_decryption() {
+        assert_eq!(
+            hex::encode(cipher().key.as_slice()),
+            "cd06aeef296015b13bf59c1831e7e043a8720b0b8db656a1d213c398882f4009"
+        );
+        let plain = cipher().decrypt(COLUMN).unwrap();
+        assert_eq!(
+            plain.as_str(),
+            r#"{"crv":"Ed25519","d":"e8_CjvxnDjYmz_-_SqnlfedgAGRGmxqLsDFB67-bwjc","x":"3rvshQ0BMRdlNe8WymvOmKnF6SOIQoUZoiBmUdKKrpY","kty":"OKP"}"#
+        );
+    }
+
+    #[test]
+    fn spec_vector_key_signs_and_matches_public_half() {
+        let row = Row {
+            id: "pnHXqqVvBENcFVqmNaefgOQEjERxAsOp".into(),
+            public_key:
+                r#"{"crv":"Ed25519","x":"3rvshQ0BMRdlNe8WymvOmKnF6SOIQoUZoiBmUdKKrpY","kty":"OKP"}"#
+                    .into(),
+            private_key: COLUMN.into(),
+            created_at: Utc::now(),
+            expires_at: None,
+            alg: Some("EdDSA".into()),
+            crv: Some("Ed25519".into()),
+        };
+        let keys = Keys {
+            pool: dummy_pool(),
+            cipher: cipher(),
+            policy: KeyPolicy {
+                rotation_interval: None,
+                grace_period: Duration::from_secs(1),
+                reload_interval: Duration::from_secs(1),
+            },
+            ring: RwLock::new(Ring {
+                signing: None,
+                jwks: Bytes::new(),
+            }),
+        };
+        let key = keys.decrypt_row(&row).unwrap();
+        let jwt = key.sign_jwt(&json!({"sub": "u"})).unwrap();
+        let header = jwt.split('.').next().unwrap();
+        assert_eq!(
+            URL_SAFE_NO_PAD.decode(header).unwrap(),
+            br#"{"alg":"EdDSA","kid":"pnHXqqVvBENcFVqmNaefgOQEjERxAsOp"}"#
+        );
+        assert_eq!(
+            jwks_entry(&row).unwrap().to_string(),
+            r#"{"alg":"EdDSA","crv":"Ed25519","x":"3rvshQ0BMRdlNe8WymvOmKnF6SOIQoUZoiBmUdKKrpY","kty":"OKP","kid":"pnHXqqVvBENcFVqmNaefgOQEjERxAsOp"}"#
+        );
+    }
+
+    #[test]
+    fn encryption_round_trips_and_wrong_secret_fails() {
+        let col = cipher().encrypt(b"{\"k\":1}").unwrap();
+        assert!(col.starts_with('"') && col.ends_with('"'));
+        assert_eq!(cipher().decrypt(&col).unwrap().as_str(), "{\"k\":1}");
+        let other = KeyCipher::new(&SecretString::from("y".repeat(40)));
+        assert!(other.decrypt(&col).is_err());
+        assert!(cipher().decrypt("\"zz\"").is_err());
+        assert!(cipher().decrypt("\"00\"").is_err());
+    }
+
+    fn dummy_pool() -> DbPool {
+        latchkey_core::db::pool(
+            &SecretString::from("postgres://u@127.0.0.1:1/x".to_string()),
+            1,
+        )
+        .unwrap()
+    }
+}

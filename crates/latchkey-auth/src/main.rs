@@ -1,0 +1,182 @@
+//! `latchkey-auth`: serve (default), migrate, keys rotate, check-config.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use latchkey_auth::config::AuthConfig;
+use latchkey_auth::cookies::CookieSigner;
+use latchkey_auth::error::AuthError;
+use latchkey_auth::keys::Keys;
+use latchkey_auth::origin::Origins;
+use latchkey_auth::password::Hasher;
+use latchkey_auth::state::State;
+use latchkey_auth::{migrate, routes};
+use latchkey_core::{db, notify, server, Source};
+
+#[derive(Parser)]
+#[command(
+    name = "latchkey-auth",
+    version,
+    about = "Better-Auth compatible auth daemon"
+)]
+struct Cli {
+    /// TOML config file (settings under the environment's); also LATCHKEY_CONFIG.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Migrate, then serve HTTP (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Signing key management.
+    Keys {
+        #[command(subcommand)]
+        action: KeysCommand,
+    },
+    /// Load and validate the configuration, then exit.
+    CheckConfig,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Retire the current signing key (it stays published for the grace period) and make a new one.
+    Rotate,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    latchkey_core::log::init();
+    let config =
+        match Source::from_process(cli.config.as_deref()).and_then(|s| AuthConfig::load(&s)) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(2);
+            }
+        };
+    if let Some(Command::CheckConfig) = cli.command {
+        println!("configuration ok");
+        return ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            None | Some(Command::Serve) => serve(config).await,
+            Some(Command::Migrate) => {
+                let pool = pool(&config)?;
+                let applied = migrate::run(&pool).await?;
+                println!("migrations applied: {applied:?}");
+                Ok(())
+            }
+            Some(Command::Keys {
+                action: KeysCommand::Rotate,
+            }) => {
+                let pool = pool(&config)?;
+                migrate::run(&pool).await?;
+                let keys = Keys::new(pool, &config.secret, config.keys.clone());
+                let kid = keys.rotate().await?;
+                println!("new signing key: {kid}");
+                Ok(())
+            }
+            Some(Command::CheckConfig) => Ok(()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("latchkey-auth: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn pool(config: &AuthConfig) -> Result<db::DbPool, AuthError> {
+    db::pool(&config.database_url, config.db_pool_size)
+        .map_err(|e| AuthError::internal(e.to_string()))
+}
+
+/// Migrations at start-up, retried for a while so that the daemon may start before Postgres.
+async fn migrate_with_retry(pool: &db::DbPool) -> Result<(), AuthError> {
+    let mut delay = Duration::from_millis(250);
+    for attempt in 1.. {
+        match migrate::run(pool).await {
+            Ok(applied) => {
+                if !applied.is_empty() {
+                    tracing::info!(?applied, "applied migrations");
+                }
+                return Ok(());
+            }
+            Err(AuthError::Unavailable(e)) if attempt < 20 => {
+                tracing::warn!("database not reachable yet ({e}); retrying in {delay:?}");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+async fn serve(config: AuthConfig) -> Result<(), AuthError> {
+    let tls = match &config.tls {
+        Some(files) => Some(
+            latchkey_core::tls::server_config(files)
+                .map_err(|e| AuthError::internal(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let pool = pool(&config)?;
+    migrate_with_retry(&pool).await?;
+    let keys = Arc::new(Keys::new(pool.clone(), &config.secret, config.keys.clone()));
+    keys.ensure().await?;
+    let hasher = Hasher::new(config.hash_scheme, config.hash_concurrency)?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| AuthError::internal(format!("cannot listen on {}: {e}", config.listen)))?;
+    let state = Arc::new(State {
+        cookies: CookieSigner::new(config.secret.clone(), config.secure_cookies()),
+        origins: Origins::new(&config.origin, &config.trusted_origins),
+        pool,
+        hasher,
+        keys: keys.clone(),
+        config,
+    });
+    let maintainer = tokio::spawn(keys.maintain());
+    tracing::info!(
+        listen = %state.config.listen,
+        url = %state.config.base_url,
+        tls = state.config.tls.is_some(),
+        "latchkey-auth ready"
+    );
+    notify::ready();
+    let handler_state = state.clone();
+    server::serve(
+        listener,
+        tls,
+        move |req, peer| routes::handle(handler_state.clone(), req, peer),
+        async {
+            server::shutdown_signal().await;
+            notify::stopping();
+        },
+    )
+    .await;
+    maintainer.abort();
+    Ok(())
+}

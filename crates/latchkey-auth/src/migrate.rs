@@ -1,0 +1,55 @@
+//! Schema migrations: the SQL files in `/migrations`, compiled in, applied in order and recorded
+//! in `latchkey_schema_migrations`. The whole run holds a transaction-scoped advisory lock, so
+//! replicas that start together apply each migration once and the others wait, then see it done.
+
+use latchkey_core::db::DbPool;
+
+use crate::error::AuthError;
+
+/// `pg_advisory_xact_lock` key for migrations ("latchkey-migrate").
+const MIGRATE_LOCK: i64 = 0x6c61_7463_6b65_7902;
+
+/// (version, name, sql). Append only; never edit a released migration.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "better_auth_schema",
+    include_str!("../../../migrations/0001_better_auth_schema.sql"),
+)];
+
+/// Applies pending migrations; returns the versions applied by this call.
+pub async fn run(pool: &DbPool) -> Result<Vec<i64>, AuthError> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    tx.execute("select pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK])
+        .await?;
+    tx.batch_execute(
+        r#"create table if not exists "latchkey_schema_migrations" (
+               "version" bigint primary key,
+               "name" text not null,
+               "appliedAt" timestamptz not null default now())"#,
+    )
+    .await?;
+    let done: Vec<i64> = tx
+        .query(r#"select "version" from "latchkey_schema_migrations""#, &[])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut applied = Vec::new();
+    for (version, name, sql) in MIGRATIONS {
+        if done.contains(version) {
+            continue;
+        }
+        tx.batch_execute(sql).await.map_err(|e| {
+            AuthError::internal(format!("migration {version} ({name}) failed: {e}"))
+        })?;
+        tx.execute(
+            r#"insert into "latchkey_schema_migrations" ("version", "name") values ($1, $2)"#,
+            &[version, name],
+        )
+        .await?;
+        applied.push(*version);
+    }
+    tx.commit().await?;
+    Ok(applied)
+}

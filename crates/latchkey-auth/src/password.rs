@@ -1,0 +1,255 @@
+//! Password hashing. New hashes are argon2id (OWASP: m=19456 KiB, t=2, p=1) as PHC strings;
+//! Better-Auth's scrypt `salt:key` hashes (spec §3) still verify and are flagged for rehash.
+//!
+//! Hashing is CPU- and memory-heavy, so it runs on tokio's blocking pool with a bounded number
+//! in flight; a flood of sign-ins queues here instead of stalling the async workers that serve
+//! get-session and JWKS.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
+use unicode_normalization::UnicodeNormalization;
+use zeroize::Zeroizing;
+
+const ARGON2_M_KIB: u32 = 19_456;
+const ARGON2_T: u32 = 2;
+const ARGON2_P: u32 = 1;
+/// How long a request may wait for a hashing slot before it is told the server is busy.
+const QUEUE_WAIT: Duration = Duration::from_secs(10);
+
+/// Which algorithm writes new hashes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashScheme {
+    Argon2id,
+    /// Better-Auth's own format, for teams that want to be able to switch back.
+    Scrypt,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum HashError {
+    /// No hashing slot became free in time.
+    Busy,
+    /// The stored value is no hash we know; treated as a failed verification by callers.
+    UnknownFormat,
+    Internal(String),
+}
+
+pub struct Verdict {
+    pub ok: bool,
+    /// Correct password, but stored in an older scheme or with weaker parameters.
+    pub needs_rehash: bool,
+}
+
+#[derive(Clone)]
+pub struct Hasher {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    scheme: HashScheme,
+    slots: Semaphore,
+    /// A real argon2id hash of a random password: unknown emails verify against it so that they
+    /// cost the same time as a wrong password.
+    decoy: String,
+}
+
+impl Hasher {
+    pub fn new(scheme: HashScheme, max_in_flight: usize) -> Result<Self, HashError> {
+        let random = SecretString::from(crate::ids::random_string(32));
+        let decoy = argon2_hash(&random)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                scheme,
+                slots: Semaphore::new(max_in_flight.max(1)),
+                decoy,
+            }),
+        })
+    }
+
+    pub async fn hash(&self, password: &SecretString) -> Result<String, HashError> {
+        let scheme = self.inner.scheme;
+        let password = password.clone();
+        self.run(move || match scheme {
+            HashScheme::Argon2id => argon2_hash(&password),
+            HashScheme::Scrypt => scrypt_hash(&password),
+        })
+        .await
+    }
+
+    pub async fn verify(
+        &self,
+        password: &SecretString,
+        stored: &str,
+    ) -> Result<Verdict, HashError> {
+        let scheme = self.inner.scheme;
+        let password = password.clone();
+        let stored = stored.to_string();
+        self.run(move || verify_blocking(&password, &stored, scheme))
+            .await
+    }
+
+    /// Spends the time of a real verification and always fails.
+    pub async fn verify_decoy(&self, password: &SecretString) -> Result<(), HashError> {
+        let decoy = self.inner.decoy.clone();
+        let password = password.clone();
+        self.run(move || verify_blocking(&password, &decoy, HashScheme::Argon2id))
+            .await
+            .map(|_| ())
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> Result<T, HashError> + Send + 'static,
+    ) -> Result<T, HashError> {
+        let permit = tokio::time::timeout(QUEUE_WAIT, self.inner.slots.acquire())
+            .await
+            .map_err(|_| HashError::Busy)?
+            .map_err(|_| HashError::Busy)?;
+        let result = tokio::task::spawn_blocking(job)
+            .await
+            .map_err(|e| HashError::Internal(format!("hashing task failed: {e}")))?;
+        drop(permit);
+        result
+    }
+}
+
+/// Better-Auth hashes the NFKC form of the password; so do we, for every scheme, so that a
+/// rehash from scrypt keeps accepting exactly the same inputs.
+fn normalized(password: &SecretString) -> Zeroizing<String> {
+    Zeroizing::new(password.expose_secret().nfkc().collect())
+}
+
+fn argon2() -> Result<Argon2<'static>, HashError> {
+    let params = Params::new(ARGON2_M_KIB, ARGON2_T, ARGON2_P, None)
+        .map_err(|e| HashError::Internal(e.to_string()))?;
+    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+}
+
+fn argon2_hash(password: &SecretString) -> Result<String, HashError> {
+    let salt = SaltString::generate(&mut OsRng);
+    argon2()?
+        .hash_password(normalized(password).as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| HashError::Internal(e.to_string()))
+}
+
+fn scrypt_params() -> Result<scrypt::Params, HashError> {
+    scrypt::Params::new(14, 16, 1, 64).map_err(|e| HashError::Internal(e.to_string()))
+}
+
+/// `hex(salt16):hex(key64)`, where the scrypt salt is the *hex text*, as Better-Auth does.
+fn scrypt_hash(password: &SecretString) -> Result<String, HashError> {
+    let mut salt = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut salt);
+    let salt_hex = hex::encode(salt);
+    let key = scrypt_key(password, &salt_hex)?;
+    Ok(format!("{salt_hex}:{}", hex::encode(key.as_slice())))
+}
+
+fn scrypt_key(password: &SecretString, salt_hex: &str) -> Result<Zeroizing<[u8; 64]>, HashError> {
+    let mut out = Zeroizing::new([0u8; 64]);
+    scrypt::scrypt(
+        normalized(password).as_bytes(),
+        salt_hex.as_bytes(),
+        &scrypt_params()?,
+        out.as_mut_slice(),
+    )
+    .map_err(|e| HashError::Internal(e.to_string()))?;
+    Ok(out)
+}
+
+fn verify_blocking(
+    password: &SecretString,
+    stored: &str,
+    scheme: HashScheme,
+) -> Result<Verdict, HashError> {
+    if stored.starts_with("$argon2") {
+        let parsed = PasswordHash::new(stored).map_err(|_| HashError::UnknownFormat)?;
+        let ok = argon2()?
+            .verify_password(normalized(password).as_bytes(), &parsed)
+            .is_ok();
+        let weaker = Params::try_from(&parsed)
+            .map(|p| p.m_cost() < ARGON2_M_KIB || p.t_cost() < ARGON2_T || p.p_cost() < ARGON2_P)
+            .unwrap_or(true);
+        let needs_rehash = ok && (scheme != HashScheme::Argon2id || weaker);
+        return Ok(Verdict { ok, needs_rehash });
+    }
+    let (salt, key_hex) = stored.split_once(':').ok_or(HashError::UnknownFormat)?;
+    let expected = hex::decode(key_hex).map_err(|_| HashError::UnknownFormat)?;
+    if expected.len() != 64 || salt.is_empty() {
+        return Err(HashError::UnknownFormat);
+    }
+    let key = scrypt_key(password, salt)?;
+    let ok = bool::from(key.as_slice().ct_eq(&expected));
+    Ok(Verdict {
+        ok,
+        needs_rehash: ok && scheme != HashScheme::Scrypt,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pw(s: &str) -> SecretString {
+        SecretString::from(s.to_string())
+    }
+
+    #[test]
+    fn spec_scrypt_vector_verifies_and_asks_for_rehash() {
+        let stored = "adb3fae70953259d7614bfa09ed21a8b:65f2f44a82ba2250db0f5a26dc34a598ab060c1ed25d68d5cbcee8db8a7943f903b39ecb37659feb68a111f761a76bd29d6571cad35775245ea2a1cee165c00a";
+        let v = verify_blocking(&pw("password123"), stored, HashScheme::Argon2id).unwrap();
+        assert!(v.ok && v.needs_rehash);
+        let v = verify_blocking(&pw("password124"), stored, HashScheme::Argon2id).unwrap();
+        assert!(!v.ok && !v.needs_rehash);
+        let v = verify_blocking(&pw("password123"), stored, HashScheme::Scrypt).unwrap();
+        assert!(v.ok && !v.needs_rehash);
+    }
+
+    #[test]
+    fn argon2_round_trip_with_owasp_parameters() {
+        let h = argon2_hash(&pw("correct horse")).unwrap();
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
+        let v = verify_blocking(&pw("correct horse"), &h, HashScheme::Argon2id).unwrap();
+        assert!(v.ok && !v.needs_rehash);
+        assert!(
+            !verify_blocking(&pw("wrong"), &h, HashScheme::Argon2id)
+                .unwrap()
+                .ok
+        );
+    }
+
+    #[test]
+    fn scrypt_round_trip_and_nfkc() {
+        let h = scrypt_hash(&pw("ﬁle-password")).unwrap();
+        assert_eq!(h.len(), 161);
+        // U+FB01 (ﬁ) normalises to "fi" under NFKC.
+        assert!(
+            verify_blocking(&pw("file-password"), &h, HashScheme::Scrypt)
+                .unwrap()
+                .ok
+        );
+    }
+
+    #[test]
+    fn garbage_is_an_unknown_format_not_a_panic() {
+        for stored in ["", "nocolon", "zz:zz", "$argon2id$garbage", "abc:1234"] {
+            let verdict = verify_blocking(&pw("x"), stored, HashScheme::Argon2id);
+            assert!(verdict.map_or(true, |v| !v.ok), "{stored:?} verified");
+        }
+    }
+
+    #[tokio::test]
+    async fn hasher_runs_jobs_and_decoy_fails() {
+        let h = Hasher::new(HashScheme::Argon2id, 2).unwrap();
+        let stored = h.hash(&pw("password123")).await.unwrap();
+        assert!(h.verify(&pw("password123"), &stored).await.unwrap().ok);
+        h.verify_decoy(&pw("password123")).await.unwrap();
+    }
+}

@@ -1,0 +1,148 @@
+//! What every handler shares, and the session plumbing they all use: finding the caller's
+//! session (cookie or bearer), issuing session cookies, and signing JWTs.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use latchkey_core::db::DbPool;
+use serde_json::{json, Map, Value};
+
+use crate::config::AuthConfig;
+use crate::cookies::{self, CookieSigner};
+use crate::error::AuthError;
+use crate::keys::Keys;
+use crate::origin::Origins;
+use crate::password::Hasher;
+use crate::reply::Reply;
+use crate::request::Req;
+use crate::store::{self, Session, User};
+
+pub struct State {
+    pub config: AuthConfig,
+    pub pool: DbPool,
+    pub hasher: Hasher,
+    pub keys: Arc<Keys>,
+    pub cookies: CookieSigner,
+    pub origins: Origins,
+}
+
+/// The outcome of looking for the caller's session.
+pub enum Lookup {
+    /// No token, or one whose signature did not verify: an anonymous caller.
+    Anonymous,
+    /// A genuine token whose session is gone or expired; its cookies should be cleared.
+    Ended,
+    Active(Box<(Session, User)>),
+}
+
+impl State {
+    /// The session token the request carries, signature checked. A bearer token wins over the
+    /// cookie; an unsigned bearer token is accepted as a raw token, as Better-Auth does.
+    pub fn session_token(&self, req: &Req) -> Option<String> {
+        if let Some(auth) = req.header("authorization") {
+            if let Some((scheme, value)) = auth.split_once(' ') {
+                if scheme.eq_ignore_ascii_case("bearer") {
+                    let value = value.trim();
+                    if !value.contains('.') {
+                        return (!value.is_empty()).then(|| value.to_string());
+                    }
+                    let decoded = if value.contains('%') {
+                        percent_encoding::percent_decode_str(value)
+                            .decode_utf8()
+                            .ok()?
+                            .into_owned()
+                    } else {
+                        value.to_string()
+                    };
+                    return self.cookies.verify(&decoded).map(str::to_string);
+                }
+            }
+        }
+        let header = req.header("cookie")?;
+        let signed = cookies::find_cookie(header, &self.cookies.name(cookies::SESSION_TOKEN))?;
+        self.cookies.verify(&signed).map(str::to_string)
+    }
+
+    /// Did the caller ask not to be remembered (a signed `dont_remember` cookie)?
+    pub fn dont_remember(&self, req: &Req) -> bool {
+        req.header("cookie")
+            .and_then(|h| cookies::find_cookie(h, &self.cookies.name(cookies::DONT_REMEMBER)))
+            .is_some_and(|v| self.cookies.verify(&v) == Some("true"))
+    }
+
+    pub async fn lookup(&self, req: &Req) -> Result<Lookup, AuthError> {
+        let Some(token) = self.session_token(req) else {
+            return Ok(Lookup::Anonymous);
+        };
+        let client = self.pool.get().await?;
+        match store::session_with_user(&client, &token).await? {
+            None => Ok(Lookup::Ended),
+            Some((session, _)) if session.expires_at <= Utc::now() => {
+                store::delete_session_by_token(&client, &token).await?;
+                Ok(Lookup::Ended)
+            }
+            Some(found) => Ok(Lookup::Active(Box::new(found))),
+        }
+    }
+
+    /// The caller's live session, or 401.
+    pub async fn require_session(&self, req: &Req) -> Result<(Session, User), AuthError> {
+        match self.lookup(req).await? {
+            Lookup::Active(found) => Ok(*found),
+            _ => Err(AuthError::unauthorized()),
+        }
+    }
+
+    /// Adds the session cookie (and `set-auth-token` for bearer clients) to a reply.
+    /// `remember: false` makes it a browser-session cookie plus a `dont_remember` marker.
+    pub fn with_session(&self, reply: Reply, token: &str, remember: bool) -> Reply {
+        let signed = self.cookies.sign(token);
+        let max_age = remember.then_some(self.config.session.expires_in.as_secs() as i64);
+        let mut reply = reply
+            .cookie(
+                self.cookies
+                    .set_cookie(cookies::SESSION_TOKEN, &signed, max_age),
+            )
+            .header("set-auth-token", signed)
+            .expose("set-auth-token");
+        if !remember {
+            let marker = self.cookies.sign("true");
+            reply = reply.cookie(
+                self.cookies
+                    .set_cookie(cookies::DONT_REMEMBER, &marker, None),
+            );
+        }
+        reply
+    }
+
+    pub fn session_ttl(&self, remember: bool) -> chrono::Duration {
+        let secs = if remember {
+            self.config.session.expires_in.as_secs()
+        } else {
+            86_400
+        };
+        chrono::Duration::seconds(secs as i64)
+    }
+
+    /// A JWT for the user, as Better-Auth's jwt plugin shapes it (spec §7.4), plus `sid`.
+    pub async fn jwt_for(&self, session: &Session, user: &User) -> Result<String, AuthError> {
+        let key = self.keys.signing_key().await?;
+        let iat = Utc::now().timestamp();
+        let mut claims = Map::new();
+        claims.insert("iat".into(), json!(iat));
+        if let Value::Object(fields) =
+            serde_json::to_value(user).map_err(|_| AuthError::internal("user not serialisable"))?
+        {
+            claims.extend(fields);
+        }
+        claims.insert("sub".into(), json!(user.id));
+        claims.insert("sid".into(), json!(session.id));
+        claims.insert(
+            "exp".into(),
+            json!(iat + self.config.jwt_ttl.as_secs() as i64),
+        );
+        claims.insert("iss".into(), json!(self.config.origin));
+        claims.insert("aud".into(), json!(self.config.origin));
+        key.sign_jwt(&claims)
+    }
+}

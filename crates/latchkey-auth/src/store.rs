@@ -1,0 +1,305 @@
+//! Rows of Better-Auth's tables and the queries on them. Column names are Better-Auth's quoted
+//! camelCase; ids and timestamps are made here (at millisecond precision, as JS does), never
+//! by database defaults, exactly as Better-Auth writes them.
+
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
+use deadpool_postgres::GenericClient;
+use serde::{Serialize, Serializer};
+use tokio_postgres::Row;
+
+use crate::error::AuthError;
+use crate::ids::new_id;
+
+fn iso<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
+
+pub fn now_ms() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(3)
+}
+
+/// Field order is Better-Auth's (spec §12).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    pub name: String,
+    pub email: String,
+    pub email_verified: bool,
+    pub image: Option<String>,
+    #[serde(serialize_with = "iso")]
+    pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "iso")]
+    pub updated_at: DateTime<Utc>,
+    pub id: String,
+}
+
+const USER_COLS: &str =
+    r#"u."name", u."email", u."emailVerified", u."image", u."createdAt", u."updatedAt", u."id""#;
+
+impl User {
+    fn from_row(r: &Row, at: usize) -> Self {
+        User {
+            name: r.get(at),
+            email: r.get(at + 1),
+            email_verified: r.get(at + 2),
+            image: r.get(at + 3),
+            created_at: r.get(at + 4),
+            updated_at: r.get(at + 5),
+            id: r.get(at + 6),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Session {
+    #[serde(serialize_with = "iso")]
+    pub expires_at: DateTime<Utc>,
+    pub token: String,
+    #[serde(serialize_with = "iso")]
+    pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "iso")]
+    pub updated_at: DateTime<Utc>,
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+    pub user_id: String,
+    pub id: String,
+}
+
+const SESSION_COLS: &str = r#"s."expiresAt", s."token", s."createdAt", s."updatedAt", s."ipAddress", s."userAgent", s."userId", s."id""#;
+
+impl Session {
+    fn from_row(r: &Row, at: usize) -> Self {
+        Session {
+            expires_at: r.get(at),
+            token: r.get(at + 1),
+            created_at: r.get(at + 2),
+            updated_at: r.get(at + 3),
+            ip_address: r.get(at + 4),
+            user_agent: r.get(at + 5),
+            user_id: r.get(at + 6),
+            id: r.get(at + 7),
+        }
+    }
+}
+
+pub struct NewSession<'a> {
+    pub user_id: &'a str,
+    pub ttl: chrono::Duration,
+    pub ip_address: &'a str,
+    pub user_agent: &'a str,
+}
+
+pub async fn user_by_email(c: &impl GenericClient, email: &str) -> Result<Option<User>, AuthError> {
+    let sql = format!(r#"select {USER_COLS} from "user" u where u."email" = $1"#);
+    Ok(c.query_opt(&sql, &[&email])
+        .await?
+        .map(|r| User::from_row(&r, 0)))
+}
+
+pub async fn user_by_id(c: &impl GenericClient, id: &str) -> Result<Option<User>, AuthError> {
+    let sql = format!(r#"select {USER_COLS} from "user" u where u."id" = $1"#);
+    Ok(c.query_opt(&sql, &[&id])
+        .await?
+        .map(|r| User::from_row(&r, 0)))
+}
+
+pub async fn insert_user(
+    c: &impl GenericClient,
+    name: &str,
+    email: &str,
+    image: Option<&str>,
+) -> Result<User, AuthError> {
+    let now = now_ms();
+    let user = User {
+        name: name.to_string(),
+        email: email.to_string(),
+        email_verified: false,
+        image: image.map(str::to_string),
+        created_at: now,
+        updated_at: now,
+        id: new_id(),
+    };
+    c.execute(
+        r#"insert into "user" ("id", "name", "email", "emailVerified", "image", "createdAt", "updatedAt")
+           values ($1, $2, $3, $4, $5, $6, $7)"#,
+        &[&user.id, &user.name, &user.email, &user.email_verified, &user.image, &now, &now],
+    )
+    .await?;
+    Ok(user)
+}
+
+/// The `credential` account Better-Auth keeps for an email/password user.
+pub async fn insert_credential(
+    c: &impl GenericClient,
+    user_id: &str,
+    hash: &str,
+) -> Result<(), AuthError> {
+    let now = now_ms();
+    c.execute(
+        r#"insert into "account" ("id", "accountId", "providerId", "userId", "password", "createdAt", "updatedAt")
+           values ($1, $2, 'credential', $2, $3, $4, $4)"#,
+        &[&new_id(), &user_id, &hash, &now],
+    )
+    .await?;
+    Ok(())
+}
+
+/// `(account id, stored hash)` of the user's credential account, if any.
+pub async fn credential(
+    c: &impl GenericClient,
+    user_id: &str,
+) -> Result<Option<(String, Option<String>)>, AuthError> {
+    Ok(c.query_opt(
+        r#"select "id", "password" from "account"
+           where "userId" = $1 and "providerId" = 'credential' and "accountId" = $1
+           order by "createdAt" limit 1"#,
+        &[&user_id],
+    )
+    .await?
+    .map(|r| (r.get(0), r.get(1))))
+}
+
+pub async fn set_password(
+    c: &impl GenericClient,
+    account_id: &str,
+    hash: &str,
+) -> Result<(), AuthError> {
+    c.execute(
+        r#"update "account" set "password" = $2, "updatedAt" = $3 where "id" = $1"#,
+        &[&account_id, &hash, &now_ms()],
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn insert_session(
+    c: &impl GenericClient,
+    new: NewSession<'_>,
+) -> Result<Session, AuthError> {
+    let now = now_ms();
+    let session = Session {
+        expires_at: now + new.ttl,
+        token: new_id(),
+        created_at: now,
+        updated_at: now,
+        ip_address: Some(new.ip_address.to_string()),
+        user_agent: Some(new.user_agent.to_string()),
+        user_id: new.user_id.to_string(),
+        id: new_id(),
+    };
+    c.execute(
+        r#"insert into "session" ("id", "expiresAt", "token", "createdAt", "updatedAt", "ipAddress", "userAgent", "userId")
+           values ($1, $2, $3, $4, $5, $6, $7, $8)"#,
+        &[
+            &session.id,
+            &session.expires_at,
+            &session.token,
+            &now,
+            &now,
+            &session.ip_address,
+            &session.user_agent,
+            &session.user_id,
+        ],
+    )
+    .await?;
+    Ok(session)
+}
+
+pub async fn session_with_user(
+    c: &impl GenericClient,
+    token: &str,
+) -> Result<Option<(Session, User)>, AuthError> {
+    let sql = format!(
+        r#"select {SESSION_COLS}, {USER_COLS} from "session" s join "user" u on u."id" = s."userId"
+           where s."token" = $1"#
+    );
+    Ok(c.query_opt(&sql, &[&token])
+        .await?
+        .map(|r| (Session::from_row(&r, 0), User::from_row(&r, 8))))
+}
+
+pub async fn extend_session(
+    c: &impl GenericClient,
+    id: &str,
+    expires_at: DateTime<Utc>,
+) -> Result<DateTime<Utc>, AuthError> {
+    let now = now_ms();
+    c.execute(
+        r#"update "session" set "expiresAt" = $2, "updatedAt" = $3 where "id" = $1"#,
+        &[&id, &expires_at, &now],
+    )
+    .await?;
+    Ok(now)
+}
+
+pub async fn delete_session_by_token(
+    c: &impl GenericClient,
+    token: &str,
+) -> Result<u64, AuthError> {
+    Ok(
+        c.execute(r#"delete from "session" where "token" = $1"#, &[&token])
+            .await?,
+    )
+}
+
+pub async fn delete_user_session(
+    c: &impl GenericClient,
+    user_id: &str,
+    token: &str,
+) -> Result<u64, AuthError> {
+    Ok(c.execute(
+        r#"delete from "session" where "token" = $1 and "userId" = $2"#,
+        &[&token, &user_id],
+    )
+    .await?)
+}
+
+/// Deletes the user's sessions, keeping the one with `keep` if given.
+pub async fn delete_user_sessions(
+    c: &impl GenericClient,
+    user_id: &str,
+    keep: Option<&str>,
+) -> Result<u64, AuthError> {
+    Ok(c.execute(
+        r#"delete from "session" where "userId" = $1 and ($2::text is null or "token" <> $2)"#,
+        &[&user_id, &keep],
+    )
+    .await?)
+}
+
+pub async fn list_sessions(
+    c: &impl GenericClient,
+    user_id: &str,
+) -> Result<Vec<Session>, AuthError> {
+    let sql = format!(
+        r#"select {SESSION_COLS} from "session" s where s."userId" = $1 and s."expiresAt" > now()
+           order by s."createdAt""#
+    );
+    Ok(c.query(&sql, &[&user_id])
+        .await?
+        .iter()
+        .map(|r| Session::from_row(r, 0))
+        .collect())
+}
+
+pub async fn update_user(
+    c: &impl GenericClient,
+    id: &str,
+    name: Option<&str>,
+    image: Option<Option<&str>>,
+) -> Result<Option<User>, AuthError> {
+    let sql = format!(
+        r#"update "user" u set "name" = coalesce($2, u."name"),
+               "image" = case when $3 then $4 else u."image" end,
+               "updatedAt" = $5
+           where u."id" = $1 returning {USER_COLS}"#
+    );
+    let set_image = image.is_some();
+    let image = image.flatten();
+    Ok(
+        c.query_opt(&sql, &[&id, &name, &set_image, &image, &now_ms()])
+            .await?
+            .map(|r| User::from_row(&r, 0)),
+    )
+}
