@@ -1,1 +1,40 @@
+//! `latchkey-api`: a resource server for Better-Auth JWTs. It verifies bearer tokens against
+//! the auth daemon's JWKS and serves `/api/me`, a forward-auth endpoint for reverse proxies,
+//! and optionally proxies every other request to an upstream with identity headers.
+//!
+//! # Settings (environment, or the TOML file in lower case with or without `latchkey_`)
+//! | setting | default | |
+//! |---|---|---|
+//! | `LATCHKEY_LISTEN` | `127.0.0.1:8000` | |
+//! | `BETTER_AUTH_URL` | — | required unless `LATCHKEY_JWKS_URL` and `LATCHKEY_JWT_ISSUER` are both set |
+//! | `LATCHKEY_JWKS_URL` | `<origin>/api/auth/jwks` | http or https |
+//! | `LATCHKEY_JWT_ISSUER` | origin of `BETTER_AUTH_URL` | exact match |
+//! | `LATCHKEY_JWT_AUDIENCE` | origin of `BETTER_AUTH_URL`, else the issuer | |
+//! | `LATCHKEY_JWKS_REFRESH` | `300` (s) | |
+//! | `LATCHKEY_JWKS_CA_FILE` | — | extra PEM roots for an https JWKS |
+//! | `LATCHKEY_REVOCATION` | `off` | `session` needs `DATABASE_URL` (secret) |
+//! | `LATCHKEY_REVOCATION_CACHE_TTL` | `5` (s) | 0 disables the cache |
+//! | `LATCHKEY_UPSTREAM` | — | `http(s)://host[:port][/prefix]`: proxy mode |
+//! | `LATCHKEY_UPSTREAM_TIMEOUT` | `30` (s) | until the upstream's response headers |
+//! | `LATCHKEY_MAX_BODY_BYTES` | `65536` | cap on proxied request bodies, 0 = none |
+//! | `LATCHKEY_TLS_CERT` / `LATCHKEY_TLS_KEY` | — | HTTPS listener |
+//! | `BETTER_AUTH_SECRET` | — | unused, but refused if shorter than 32 characters |
+//!
+//! # Choices
+//! * Proxy mode forwards `/api/me` like any other path (the upstream owns the URL space);
+//!   only `/healthz`, `/readyz` and `/auth/verify` stay local.
+//! * The local routes never read a request body, so `LATCHKEY_MAX_BODY_BYTES` only limits
+//!   proxied bodies: by `Content-Length` up front, and while streaming for chunked ones
+//!   (both 413). Streaming is kept: nothing is buffered either way.
+//! * WebSocket/`Upgrade` is not proxied (hop-by-hop headers are stripped).
+//! * With revocation on, a revoked session keeps working for up to the cache TTL.
 
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod proxy;
+pub mod revocation;
+
+pub use app::App;
+pub use config::Config;
+pub use error::ApiError;

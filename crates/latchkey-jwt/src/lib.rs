@@ -1,1 +1,334 @@
+//! Verifies JWTs issued by Better-Auth's `jwt()` plugin (or anything else that publishes a
+//! JWKS) for resource servers: EdDSA, ES256 and RS256 only, the algorithm pinned by the key,
+//! exact issuer and audience, and a key set refreshed in the background.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use latchkey_jwt::{Verifier, VerifierConfig};
+//! let verifier = Verifier::new(VerifierConfig::new(
+//!     "http://127.0.0.1:3000/api/auth/jwks",
+//!     "http://127.0.0.1:3000",
+//!     "http://127.0.0.1:3000",
+//! ))?;
+//! verifier.spawn_refresher();
+//! let claims = verifier.verify("eyJ...").await?;
+//! println!("{}", claims.sub);
+//! # Ok(()) }
+//! ```
 
+mod claims;
+mod error;
+mod jwks;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use jsonwebtoken::{Algorithm, Validation};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use tokio::task::JoinHandle;
+
+pub use claims::Claims;
+pub use error::{Error, VerifyError};
+
+use jwks::{HttpClient, KeySet};
+
+#[derive(Debug, Clone)]
+pub struct VerifierConfig {
+    /// `http://` or `https://` URL of the JWKS document.
+    pub jwks_url: String,
+    /// Required exact value of `iss`.
+    pub issuer: String,
+    /// Required value of `aud` (a string equal to it, or an array containing it).
+    pub audience: String,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`.
+    pub leeway: Duration,
+    pub max_token_bytes: usize,
+    pub refresh_interval: Duration,
+    /// A token with an unknown `kid` triggers a JWKS refetch at most this often, so that
+    /// garbage tokens cannot turn us into a load generator against the auth server.
+    pub unknown_kid_min_interval: Duration,
+    pub fetch_timeout: Duration,
+    /// Extra CA certificates (PEM) trusted for an HTTPS JWKS URL, besides the Mozilla roots.
+    pub extra_roots: Option<PathBuf>,
+}
+
+impl VerifierConfig {
+    /// The given endpoint and expectations with the default limits.
+    pub fn new(
+        jwks_url: impl Into<String>,
+        issuer: impl Into<String>,
+        audience: impl Into<String>,
+    ) -> Self {
+        Self {
+            jwks_url: jwks_url.into(),
+            issuer: issuer.into(),
+            audience: audience.into(),
+            leeway: Duration::from_secs(10),
+            max_token_bytes: 8192,
+            refresh_interval: Duration::from_secs(300),
+            unknown_kid_min_interval: Duration::from_secs(30),
+            fetch_timeout: Duration::from_secs(5),
+            extra_roots: None,
+        }
+    }
+}
+
+/// A JWT verifier backed by a remote JWKS. Cloning is cheap and shares the key set.
+#[derive(Clone)]
+pub struct Verifier {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: VerifierConfig,
+    jwks_uri: http::Uri,
+    client: HttpClient,
+    keys: RwLock<Option<Arc<KeySet>>>,
+    generation: AtomicU64,
+    /// Held while an unknown-kid refetch is in flight; holds the time of the last one.
+    refetch: tokio::sync::Mutex<Option<Instant>>,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("config", &self.inner.config)
+            .field("ready", &self.is_ready())
+            .finish()
+    }
+}
+
+impl Verifier {
+    pub fn new(config: VerifierConfig) -> Result<Self, Error> {
+        let jwks_uri: http::Uri = config
+            .jwks_url
+            .parse()
+            .map_err(|_| Error::Config(format!("invalid JWKS URL {:?}", config.jwks_url)))?;
+        if !matches!(jwks_uri.scheme_str(), Some("http" | "https")) || jwks_uri.host().is_none() {
+            return Err(Error::Config(format!(
+                "JWKS URL {:?} must be an absolute http:// or https:// URL",
+                config.jwks_url
+            )));
+        }
+        if config.issuer.is_empty() || config.audience.is_empty() {
+            return Err(Error::Config(
+                "issuer and audience must not be empty".into(),
+            ));
+        }
+        let client = jwks::client(config.extra_roots.as_deref(), config.fetch_timeout)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                jwks_uri,
+                client,
+                keys: RwLock::new(None),
+                generation: AtomicU64::new(0),
+                refetch: tokio::sync::Mutex::new(None),
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &VerifierConfig {
+        &self.inner.config
+    }
+
+    /// True once a key set has been loaded; it stays loaded even if later fetches fail.
+    pub fn is_ready(&self) -> bool {
+        self.current().is_some()
+    }
+
+    /// Fetches the JWKS and replaces the key set, only if the fetch succeeded and the
+    /// document holds at least one usable key.
+    pub async fn refresh(&self) -> Result<(), Error> {
+        let inner = &self.inner;
+        let body = tokio::time::timeout(
+            inner.config.fetch_timeout,
+            jwks::fetch(&inner.client, &inner.jwks_uri),
+        )
+        .await
+        .map_err(|_| Error::Timeout)??;
+        let keys = jwks::parse(&body)?;
+        let generation = inner.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        let count = keys.len();
+        let set = Arc::new(KeySet { keys, generation });
+        match inner.keys.write() {
+            Ok(mut slot) => *slot = Some(set),
+            Err(poisoned) => *poisoned.into_inner() = Some(set),
+        }
+        tracing::debug!(keys = count, "JWKS loaded");
+        Ok(())
+    }
+
+    /// Keeps the key set fresh: every `refresh_interval` once loaded; until then (and after
+    /// a failure) retries with exponential backoff from 1 s, capped at the interval. Failures
+    /// are logged and the previous keys stay in use.
+    pub fn spawn_refresher(&self) -> JoinHandle<()> {
+        let verifier = self.clone();
+        tokio::spawn(async move {
+            let interval = verifier
+                .inner
+                .config
+                .refresh_interval
+                .max(Duration::from_secs(1));
+            let mut backoff = Duration::from_secs(1);
+            loop {
+                let wait = match verifier.refresh().await {
+                    Ok(()) => {
+                        backoff = Duration::from_secs(1);
+                        interval
+                    }
+                    Err(e) => {
+                        tracing::warn!(url = %verifier.inner.jwks_uri, "{e}; retrying in {backoff:?}");
+                        let wait = backoff;
+                        backoff = (backoff * 2).min(interval).min(Duration::from_secs(60));
+                        wait
+                    }
+                };
+                tokio::time::sleep(wait).await;
+            }
+        })
+    }
+
+    /// Verifies signature and claims. Never panics on input; errors carry no token content.
+    pub async fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
+        let config = &self.inner.config;
+        if token.is_empty() {
+            return Err(VerifyError::Missing);
+        }
+        if token.len() > config.max_token_bytes {
+            return Err(VerifyError::TooLarge);
+        }
+        let header = parse_header(token)?;
+        let alg = match header.alg.as_str() {
+            "EdDSA" => Algorithm::EdDSA,
+            "ES256" => Algorithm::ES256,
+            "RS256" => Algorithm::RS256,
+            _ => return Err(VerifyError::UnsupportedAlgorithm),
+        };
+        let kid = header.kid.ok_or(VerifyError::UnknownKey)?;
+        let set = self.key_set_with(&kid).await?;
+        let key = set.keys.get(&kid).ok_or(VerifyError::UnknownKey)?;
+        if key.alg != alg {
+            return Err(VerifyError::UnsupportedAlgorithm);
+        }
+
+        let mut validation = Validation::new(alg);
+        validation.algorithms = vec![alg];
+        validation.leeway = config.leeway.as_secs();
+        validation.required_spec_claims = ["exp".to_string()].into();
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        // iss and aud are checked below, stricter than jsonwebtoken (iss must be a string).
+        validation.validate_aud = false;
+        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation)
+            .map_err(map_jwt_error)?;
+        let all = data.claims;
+
+        match all.get("iss").and_then(Value::as_str) {
+            Some(iss) if iss == config.issuer => {}
+            _ => return Err(VerifyError::WrongIssuer),
+        }
+        let aud_ok = match all.get("aud") {
+            Some(Value::String(aud)) => *aud == config.audience,
+            Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(&config.audience)),
+            _ => false,
+        };
+        if !aud_ok {
+            return Err(VerifyError::WrongAudience);
+        }
+        let claims = Claims::from_map(all).ok_or(VerifyError::Malformed)?;
+        if let Some(iat) = claims.iat {
+            if iat > now_secs().saturating_add(config.leeway.as_secs() as i64) {
+                return Err(VerifyError::NotYetValid);
+            }
+        }
+        Ok(claims)
+    }
+
+    fn current(&self) -> Option<Arc<KeySet>> {
+        match self.inner.keys.read() {
+            Ok(slot) => slot.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The current key set if it knows `kid`; otherwise one rate-limited refetch. Callers
+    /// arriving while a refetch is in flight wait for it instead of starting their own.
+    async fn key_set_with(&self, kid: &str) -> Result<Arc<KeySet>, VerifyError> {
+        let before = self.current();
+        if let Some(set) = &before {
+            if set.keys.contains_key(kid) {
+                return Ok(set.clone());
+            }
+        }
+        let seen = before.as_ref().map_or(0, |s| s.generation);
+        let mut last = self.inner.refetch.lock().await;
+        let changed = self.current().is_some_and(|s| s.generation != seen);
+        let rate_limited =
+            last.is_some_and(|t| t.elapsed() < self.inner.config.unknown_kid_min_interval);
+        if !changed && !rate_limited {
+            *last = Some(Instant::now());
+            if let Err(e) = self.refresh().await {
+                tracing::warn!(url = %self.inner.jwks_uri, "JWKS refetch for unknown key failed: {e}");
+            }
+        }
+        drop(last);
+        match self.current() {
+            None => Err(VerifyError::NoKeys),
+            Some(set) if set.keys.contains_key(kid) => Ok(set),
+            Some(_) => Err(VerifyError::UnknownKey),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct RawHeader {
+    alg: String,
+    kid: Option<String>,
+    crit: Option<Value>,
+}
+
+/// Parsed by hand rather than with `jsonwebtoken::decode_header` so that `alg: none` or HS256
+/// is reported as an unsupported algorithm rather than as a malformed token.
+fn parse_header(token: &str) -> Result<RawHeader, VerifyError> {
+    let mut parts = token.split('.');
+    let (Some(head), Some(_), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(VerifyError::Malformed);
+    };
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(head)
+        .map_err(|_| VerifyError::Malformed)?;
+    let header: RawHeader = serde_json::from_slice(&bytes).map_err(|_| VerifyError::Malformed)?;
+    // We implement no JWS extensions, so any critical one must be refused (RFC 7515 §4.1.11).
+    if header.crit.is_some() {
+        return Err(VerifyError::Malformed);
+    }
+    Ok(header)
+}
+
+fn map_jwt_error(e: jsonwebtoken::errors::Error) -> VerifyError {
+    use jsonwebtoken::errors::ErrorKind;
+    match e.kind() {
+        ErrorKind::InvalidSignature => VerifyError::BadSignature,
+        ErrorKind::ExpiredSignature => VerifyError::Expired,
+        ErrorKind::ImmatureSignature => VerifyError::NotYetValid,
+        ErrorKind::InvalidIssuer => VerifyError::WrongIssuer,
+        ErrorKind::InvalidAudience => VerifyError::WrongAudience,
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+            VerifyError::UnsupportedAlgorithm
+        }
+        _ => VerifyError::Malformed,
+    }
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}

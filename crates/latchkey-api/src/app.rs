@@ -1,0 +1,249 @@
+//! The router: a `match` on method and path, and the authentication every protected route
+//! shares.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::header::{HeaderValue, AUTHORIZATION};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use latchkey_core::http::{empty, json, HttpResponse};
+use latchkey_core::ConfigError;
+use latchkey_jwt::{Claims, Verifier, VerifierConfig, VerifyError};
+use serde_json::json as j;
+
+use crate::config::{Config, Revocation};
+use crate::error::ApiError;
+use crate::proxy::{identity_headers, Proxy};
+use crate::revocation::SessionCheck;
+
+pub struct App {
+    verifier: Verifier,
+    sessions: Option<SessionCheck>,
+    proxy: Option<Proxy>,
+    /// Listener TLS, built here so `check-config` proves the files load.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl App {
+    /// Builds everything that can be checked without the network: no connection is opened.
+    pub fn new(config: &Config) -> Result<Self, ConfigError> {
+        let mut vc = VerifierConfig::new(&config.jwks_url, &config.issuer, &config.audience);
+        vc.refresh_interval = config.jwks_refresh;
+        vc.extra_roots = config.jwks_ca_file.clone();
+        let verifier = Verifier::new(vc).map_err(|e| {
+            let setting = if config.jwks_ca_file.is_some() {
+                "LATCHKEY_JWKS_CA_FILE"
+            } else {
+                "LATCHKEY_JWKS_URL"
+            };
+            ConfigError::new(setting, e.to_string())
+        })?;
+        let sessions = match &config.revocation {
+            Revocation::Off => None,
+            Revocation::Session {
+                database_url,
+                cache_ttl,
+            } => Some(SessionCheck::new(
+                latchkey_core::db::pool(database_url, 8)?,
+                *cache_ttl,
+            )),
+        };
+        let tls = match &config.tls {
+            Some(files) => Some(latchkey_core::tls::server_config(files)?),
+            None => None,
+        };
+        let proxy = match &config.upstream {
+            Some(upstream) => Some(Proxy::new(
+                upstream.clone(),
+                config.upstream_timeout,
+                config.max_body_bytes,
+                tls.is_some(),
+            )?),
+            None => None,
+        };
+        Ok(Self {
+            verifier,
+            sessions,
+            proxy,
+            tls,
+        })
+    }
+
+    pub fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
+
+    pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> HttpResponse {
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let result = self.route(req, peer).await;
+        let resp = result.unwrap_or_else(|e| {
+            if e.status().is_server_error() {
+                tracing::warn!(%method, path, code = e.code(), "request failed");
+            } else {
+                tracing::debug!(%method, path, code = e.code(), "request refused");
+            }
+            e.into_response()
+        });
+        tracing::debug!(%method, path, status = resp.status().as_u16(), %peer, "request");
+        resp
+    }
+
+    async fn route(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Result<HttpResponse, ApiError> {
+        let readable = matches!(*req.method(), Method::GET | Method::HEAD);
+        match req.uri().path() {
+            "/healthz" if readable => Ok(json(StatusCode::OK, &j!({"status": "ok"}))),
+            "/readyz" if readable => Ok(if self.verifier.is_ready() {
+                json(StatusCode::OK, &j!({"status": "ready"}))
+            } else {
+                json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &j!({"status": "not ready"}),
+                )
+            }),
+            "/healthz" | "/readyz" => Err(ApiError::MethodNotAllowed("GET, HEAD")),
+            // Proxies forward the original method (Traefik), so any method is accepted.
+            "/auth/verify" => self.forward_auth(req.headers()).await,
+            _ => match &self.proxy {
+                Some(proxy) => {
+                    let claims = self.authenticate(req.headers()).await?;
+                    proxy.forward(req, peer, &claims).await
+                }
+                None if req.uri().path() == "/api/me" => {
+                    if !readable {
+                        return Err(ApiError::MethodNotAllowed("GET, HEAD"));
+                    }
+                    let c = self.authenticate(req.headers()).await?;
+                    Ok(json(
+                        StatusCode::OK,
+                        &j!({
+                            "sub": c.sub,
+                            "email": c.email,
+                            "name": c.name,
+                            "emailVerified": c.email_verified,
+                            "sid": c.sid,
+                            "exp": c.exp,
+                        }),
+                    ))
+                }
+                None => Err(ApiError::NotFound),
+            },
+        }
+    }
+
+    async fn forward_auth(&self, headers: &HeaderMap) -> Result<HttpResponse, ApiError> {
+        // Only for the log: which request the proxy is asking about. Untrusted, so escaped
+        // (Debug) and truncated.
+        let original = |name: &str| {
+            headers.get(name).map(|v| {
+                String::from_utf8_lossy(v.as_bytes())
+                    .chars()
+                    .take(200)
+                    .collect::<String>()
+            })
+        };
+        let method = original("x-forwarded-method");
+        let uri = original("x-original-uri").or_else(|| original("x-forwarded-uri"));
+        let result = self.authenticate(headers).await;
+        tracing::debug!(
+            ?method,
+            ?uri,
+            allowed = result.is_ok(),
+            "forward-auth decision"
+        );
+        let claims = result?;
+        let mut resp = Response::new(empty());
+        for (name, value) in identity_headers(&claims, false) {
+            resp.headers_mut().insert(name, value);
+        }
+        Ok(resp)
+    }
+
+    /// Bearer token → verified claims, plus the session check when revocation is on.
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Claims, ApiError> {
+        let token = bearer_token(headers).map_err(ApiError::Token)?;
+        let claims = self.verifier.verify(token).await.map_err(ApiError::Token)?;
+        // The id goes out as X-Auth-User-Id; one that cannot be a header value is refused
+        // rather than forwarded without an identity.
+        if claims.sub.is_empty() || HeaderValue::from_str(&claims.sub).is_err() {
+            return Err(ApiError::Token(VerifyError::Malformed));
+        }
+        if let Some(sessions) = &self.sessions {
+            sessions.check(claims.sid.as_deref()).await?;
+        }
+        Ok(claims)
+    }
+}
+
+/// `Authorization: Bearer <token>` (scheme case-insensitive, RFC 6750 §2.1). Other schemes
+/// count as no token, so the client gets a plain challenge.
+pub fn bearer_token(headers: &HeaderMap) -> Result<&str, VerifyError> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Err(VerifyError::Missing);
+    };
+    if values.next().is_some() {
+        return Err(VerifyError::Malformed);
+    }
+    let value = value.to_str().map_err(|_| VerifyError::Malformed)?.trim();
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(VerifyError::Missing);
+    }
+    let token = rest.trim();
+    if token.is_empty() || token.contains(char::is_whitespace) {
+        return Err(VerifyError::Malformed);
+    }
+    Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auth(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(AUTHORIZATION, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn bearer_extraction() {
+        assert_eq!(bearer_token(&auth(&[])), Err(VerifyError::Missing));
+        assert_eq!(
+            bearer_token(&auth(&["Basic dTpw"])),
+            Err(VerifyError::Missing)
+        );
+        assert_eq!(
+            bearer_token(&auth(&["Bearer"])),
+            Err(VerifyError::Malformed)
+        );
+        assert_eq!(
+            bearer_token(&auth(&["Bearer   "])),
+            Err(VerifyError::Malformed)
+        );
+        assert_eq!(
+            bearer_token(&auth(&["Bearer a b"])),
+            Err(VerifyError::Malformed)
+        );
+        assert_eq!(
+            bearer_token(&auth(&["Bearer a", "Bearer b"])),
+            Err(VerifyError::Malformed)
+        );
+        assert_eq!(bearer_token(&auth(&["bearer x.y.z"])), Ok("x.y.z"));
+        assert_eq!(bearer_token(&auth(&["BEARER  x.y.z "])), Ok("x.y.z"));
+        let mut h = HeaderMap::new();
+        h.insert(
+            AUTHORIZATION,
+            HeaderValue::from_bytes(b"Bearer \xff").unwrap(),
+        );
+        assert_eq!(bearer_token(&h), Err(VerifyError::Malformed));
+    }
+}

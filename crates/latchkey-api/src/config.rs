@@ -1,0 +1,335 @@
+//! The daemon's settings, read once from a [`Source`] and validated before anything starts.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use latchkey_core::config::TlsFiles;
+use latchkey_core::{ConfigError, Source};
+use secrecy::{ExposeSecret, SecretString};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub jwks_url: String,
+    pub issuer: String,
+    pub audience: String,
+    pub jwks_refresh: Duration,
+    pub jwks_ca_file: Option<PathBuf>,
+    pub revocation: Revocation,
+    pub upstream: Option<Upstream>,
+    pub upstream_timeout: Duration,
+    /// Cap on a proxied request body (0 = no cap). Local routes never read bodies.
+    pub max_body_bytes: u64,
+    pub tls: Option<TlsFiles>,
+}
+
+/// `SecretString`'s `Debug` is redacted, so deriving `Debug` keeps the URL out of logs.
+#[derive(Debug, Clone)]
+pub enum Revocation {
+    Off,
+    Session {
+        database_url: SecretString,
+        cache_ttl: Duration,
+    },
+}
+
+/// Where proxy mode forwards to: scheme and authority, plus a path prefix prepended to every
+/// forwarded path (empty for an upstream URL without a path).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    pub scheme: String,
+    pub authority: String,
+    pub prefix: String,
+}
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:8000";
+
+impl Config {
+    pub fn load(src: &Source) -> Result<Self, ConfigError> {
+        // The API never uses the secret, but a deployment that shares one file of settings
+        // with the auth daemon must not get away with a weak one.
+        if let Some(secret) = src.secret("BETTER_AUTH_SECRET")? {
+            if secret.expose_secret().chars().count() < 32 {
+                return Err(ConfigError::new(
+                    "BETTER_AUTH_SECRET",
+                    "must be at least 32 characters",
+                ));
+            }
+        }
+
+        let listen = src.listen_or("LATCHKEY_LISTEN", DEFAULT_LISTEN)?;
+        let auth_origin = match src.get("BETTER_AUTH_URL")? {
+            Some(raw) => Some(origin_of("BETTER_AUTH_URL", &raw)?),
+            None => None,
+        };
+        let jwks_url = match (src.get("LATCHKEY_JWKS_URL")?, &auth_origin) {
+            (Some(raw), _) => http_url("LATCHKEY_JWKS_URL", &raw)?,
+            (None, Some(origin)) => format!("{origin}/api/auth/jwks"),
+            (None, None) => return Err(missing_auth_url()),
+        };
+        let issuer = match (non_empty(src, "LATCHKEY_JWT_ISSUER")?, &auth_origin) {
+            (Some(iss), _) => iss,
+            (None, Some(origin)) => origin.clone(),
+            (None, None) => return Err(missing_auth_url()),
+        };
+        // Better-Auth sets aud = iss = its origin, so that is the natural default either way.
+        let audience = non_empty(src, "LATCHKEY_JWT_AUDIENCE")?
+            .or_else(|| auth_origin.clone())
+            .unwrap_or_else(|| issuer.clone());
+
+        let jwks_refresh = src.seconds_or("LATCHKEY_JWKS_REFRESH", Duration::from_secs(300))?;
+        if jwks_refresh.is_zero() {
+            return Err(ConfigError::new(
+                "LATCHKEY_JWKS_REFRESH",
+                "must be at least 1 second",
+            ));
+        }
+        let jwks_ca_file = src.get("LATCHKEY_JWKS_CA_FILE")?.map(PathBuf::from);
+        if let Some(path) = &jwks_ca_file {
+            if !path.is_file() {
+                return Err(ConfigError::new(
+                    "LATCHKEY_JWKS_CA_FILE",
+                    format!("{} is not a readable file", path.display()),
+                ));
+            }
+        }
+
+        let revocation = match src.get("LATCHKEY_REVOCATION")?.as_deref().map(str::trim) {
+            None | Some("off") => Revocation::Off,
+            Some("session") => {
+                let database_url = src.secret("DATABASE_URL")?.ok_or_else(|| {
+                    ConfigError::new("DATABASE_URL", "required when LATCHKEY_REVOCATION=session")
+                })?;
+                let cache_ttl =
+                    src.seconds_or("LATCHKEY_REVOCATION_CACHE_TTL", Duration::from_secs(5))?;
+                Revocation::Session {
+                    database_url,
+                    cache_ttl,
+                }
+            }
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "LATCHKEY_REVOCATION",
+                    format!("invalid value {other:?}: expected off or session"),
+                ))
+            }
+        };
+
+        let upstream = match src.get("LATCHKEY_UPSTREAM")? {
+            Some(raw) => Some(upstream("LATCHKEY_UPSTREAM", &raw)?),
+            None => None,
+        };
+        let upstream_timeout =
+            src.seconds_or("LATCHKEY_UPSTREAM_TIMEOUT", Duration::from_secs(30))?;
+        if upstream_timeout.is_zero() {
+            return Err(ConfigError::new(
+                "LATCHKEY_UPSTREAM_TIMEOUT",
+                "must be at least 1 second",
+            ));
+        }
+        let max_body_bytes = src.parse_or::<u64>("LATCHKEY_MAX_BODY_BYTES", 65536)?;
+        let tls = TlsFiles::from_source(src)?;
+
+        Ok(Config {
+            listen,
+            jwks_url,
+            issuer,
+            audience,
+            jwks_refresh,
+            jwks_ca_file,
+            revocation,
+            upstream,
+            upstream_timeout,
+            max_body_bytes,
+            tls,
+        })
+    }
+}
+
+fn missing_auth_url() -> ConfigError {
+    ConfigError::new(
+        "BETTER_AUTH_URL",
+        "required unless both LATCHKEY_JWKS_URL and LATCHKEY_JWT_ISSUER are set",
+    )
+}
+
+fn non_empty(src: &Source, name: &str) -> Result<Option<String>, ConfigError> {
+    match src.get(name)? {
+        None => Ok(None),
+        Some(v) if v.trim().is_empty() => Err(ConfigError::new(name, "must not be empty")),
+        Some(v) => Ok(Some(v.trim().to_string())),
+    }
+}
+
+fn parse_http(name: &str, raw: &str) -> Result<url::Url, ConfigError> {
+    let url = url::Url::parse(raw.trim())
+        .map_err(|e| ConfigError::new(name, format!("invalid URL {raw:?}: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(ConfigError::new(
+            name,
+            format!("invalid URL {raw:?}: expected http:// or https://"),
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(ConfigError::new(
+            name,
+            "credentials in the URL are not supported",
+        ));
+    }
+    Ok(url)
+}
+
+fn http_url(name: &str, raw: &str) -> Result<String, ConfigError> {
+    parse_http(name, raw).map(String::from)
+}
+
+/// `scheme://host[:port]` as JavaScript's `URL.origin` gives it (default port dropped), which
+/// is what Better-Auth puts in `iss` and `aud`.
+fn origin_of(name: &str, raw: &str) -> Result<String, ConfigError> {
+    Ok(parse_http(name, raw)?.origin().ascii_serialization())
+}
+
+fn upstream(name: &str, raw: &str) -> Result<Upstream, ConfigError> {
+    let url = parse_http(name, raw)?;
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(ConfigError::new(name, "must not have a query or fragment"));
+    }
+    let host = url.host_str().unwrap_or_default();
+    let authority = match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
+    };
+    Ok(Upstream {
+        scheme: url.scheme().to_string(),
+        authority,
+        prefix: url.path().trim_end_matches('/').to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::load(&Source::from_parts(env, toml::Table::new(), None))
+    }
+
+    fn setting_of(env: &[(&str, &str)]) -> String {
+        load(env).unwrap_err().setting
+    }
+
+    const BA: (&str, &str) = ("BETTER_AUTH_URL", "http://127.0.0.1:3000/");
+
+    #[test]
+    fn defaults_follow_better_auth_url() {
+        let c = load(&[BA]).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:8000".parse().unwrap());
+        assert_eq!(c.jwks_url, "http://127.0.0.1:3000/api/auth/jwks");
+        assert_eq!(c.issuer, "http://127.0.0.1:3000");
+        assert_eq!(c.audience, "http://127.0.0.1:3000");
+        assert_eq!(c.jwks_refresh, Duration::from_secs(300));
+        assert!(matches!(c.revocation, Revocation::Off));
+        assert!(c.upstream.is_none());
+        assert_eq!(c.max_body_bytes, 65536);
+        let c = load(&[("BETTER_AUTH_URL", "https://auth.example.com:443/x/y")]).unwrap();
+        assert_eq!(c.issuer, "https://auth.example.com");
+    }
+
+    #[test]
+    fn auth_url_may_be_replaced_by_explicit_settings() {
+        assert_eq!(setting_of(&[]), "BETTER_AUTH_URL");
+        assert_eq!(
+            setting_of(&[("LATCHKEY_JWKS_URL", "http://a/jwks")]),
+            "BETTER_AUTH_URL"
+        );
+        let c = load(&[
+            ("LATCHKEY_JWKS_URL", "http://a/jwks"),
+            ("LATCHKEY_JWT_ISSUER", "https://issuer"),
+        ])
+        .unwrap();
+        assert_eq!(c.audience, "https://issuer");
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("BETTER_AUTH_URL", "localhost:3000")], "BETTER_AUTH_URL"),
+            (&[("BETTER_AUTH_URL", "ftp://x")], "BETTER_AUTH_URL"),
+            (&[BA, ("LATCHKEY_LISTEN", "8000")], "LATCHKEY_LISTEN"),
+            (&[BA, ("LATCHKEY_JWKS_URL", "/jwks")], "LATCHKEY_JWKS_URL"),
+            (&[BA, ("LATCHKEY_JWT_ISSUER", " ")], "LATCHKEY_JWT_ISSUER"),
+            (
+                &[BA, ("LATCHKEY_JWKS_REFRESH", "-1")],
+                "LATCHKEY_JWKS_REFRESH",
+            ),
+            (
+                &[BA, ("LATCHKEY_JWKS_REFRESH", "0")],
+                "LATCHKEY_JWKS_REFRESH",
+            ),
+            (
+                &[BA, ("LATCHKEY_JWKS_CA_FILE", "/nonexistent")],
+                "LATCHKEY_JWKS_CA_FILE",
+            ),
+            (
+                &[BA, ("LATCHKEY_REVOCATION", "sessions")],
+                "LATCHKEY_REVOCATION",
+            ),
+            (&[BA, ("LATCHKEY_REVOCATION", "session")], "DATABASE_URL"),
+            (
+                &[
+                    BA,
+                    ("LATCHKEY_REVOCATION", "session"),
+                    ("DATABASE_URL", "postgres://u@h/db"),
+                    ("LATCHKEY_REVOCATION_CACHE_TTL", "5s"),
+                ],
+                "LATCHKEY_REVOCATION_CACHE_TTL",
+            ),
+            (&[BA, ("LATCHKEY_UPSTREAM", "unix:/x")], "LATCHKEY_UPSTREAM"),
+            (
+                &[BA, ("LATCHKEY_UPSTREAM", "http://h/?a=1")],
+                "LATCHKEY_UPSTREAM",
+            ),
+            (
+                &[BA, ("LATCHKEY_MAX_BODY_BYTES", "lots")],
+                "LATCHKEY_MAX_BODY_BYTES",
+            ),
+            (&[BA, ("LATCHKEY_TLS_CERT", "/c.pem")], "LATCHKEY_TLS_KEY"),
+            (&[BA, ("BETTER_AUTH_SECRET", "short")], "BETTER_AUTH_SECRET"),
+        ];
+        for (env, setting) in cases {
+            assert_eq!(&setting_of(env), setting, "{env:?}");
+        }
+    }
+
+    #[test]
+    fn revocation_and_upstream() {
+        let c = load(&[
+            BA,
+            ("LATCHKEY_REVOCATION", "session"),
+            ("DATABASE_URL", "postgres://u:hunter2hunter2@h/db"),
+            ("LATCHKEY_UPSTREAM", "http://127.0.0.1:9000/app/"),
+            ("BETTER_AUTH_SECRET", "0123456789abcdefghijklmnopqrstuvwxyz"),
+        ])
+        .unwrap();
+        let Revocation::Session { cache_ttl, .. } = &c.revocation else {
+            panic!("revocation on");
+        };
+        assert_eq!(*cache_ttl, Duration::from_secs(5));
+        assert_eq!(
+            c.upstream,
+            Some(Upstream {
+                scheme: "http".into(),
+                authority: "127.0.0.1:9000".into(),
+                prefix: "/app".into(),
+            })
+        );
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+    }
+}

@@ -1,0 +1,111 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use latchkey_api::{App, Config};
+use latchkey_core::{notify, server, ConfigError, Source};
+
+#[derive(Parser)]
+#[command(
+    name = "latchkey-api",
+    version,
+    about = "Resource server for Better-Auth JWTs"
+)]
+struct Cli {
+    /// TOML settings file (also LATCHKEY_CONFIG); the environment takes precedence.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Clone, Copy)]
+enum Command {
+    /// Serve requests (the default).
+    Serve,
+    /// Load and validate the configuration, then exit.
+    CheckConfig,
+}
+
+/// Configuration errors exit with 2, distinct from runtime failures (1).
+const EXIT_CONFIG: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let loaded = load(cli.config).and_then(|config| {
+            let app = App::new(&config)?;
+            Ok((config, app))
+        });
+        let (config, app) = match loaded {
+            Ok(pair) => pair,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        };
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::CheckConfig => {
+                println!("configuration ok");
+                ExitCode::SUCCESS
+            }
+            Command::Serve => serve(config, app).await,
+        }
+    })
+}
+
+fn load(file: Option<PathBuf>) -> Result<Config, ConfigError> {
+    Config::load(&Source::from_process(file.as_deref())?)
+}
+
+async fn serve(config: Config, app: App) -> ExitCode {
+    latchkey_core::log::init();
+    let listener = match tokio::net::TcpListener::bind(config.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("cannot listen on {}: {e}", config.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    // The auth daemon may well start after us: the refresher retries with backoff and
+    // /readyz says 503 until the first key set is in.
+    let refresher = app.verifier().spawn_refresher();
+    tracing::info!(
+        listen = %config.listen,
+        jwks = %config.jwks_url,
+        issuer = %config.issuer,
+        revocation = matches!(config.revocation, latchkey_api::config::Revocation::Session { .. }),
+        proxy = config.upstream.is_some(),
+        tls = config.tls.is_some(),
+        "latchkey-api listening"
+    );
+    notify::ready();
+    let tls = app.tls.clone();
+    let app = Arc::new(app);
+    server::serve(
+        listener,
+        tls,
+        move |req, peer| {
+            let app = app.clone();
+            async move { app.handle(req, peer).await }
+        },
+        async {
+            server::shutdown_signal().await;
+            notify::stopping();
+        },
+    )
+    .await;
+    refresher.abort();
+    ExitCode::SUCCESS
+}
