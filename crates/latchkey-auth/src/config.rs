@@ -9,6 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::keys::KeyPolicy;
 use crate::password::HashScheme;
+use crate::signing::Alg;
 
 /// Better-Auth's minimum; it only warns, we refuse to start.
 pub const MIN_SECRET_CHARS: usize = 32;
@@ -117,6 +118,7 @@ impl AuthConfig {
                 .seconds_or("LATCHKEY_KEY_GRACE_PERIOD", Duration::from_secs(30 * DAY))?,
             reload_interval: src
                 .seconds_or("LATCHKEY_KEY_RELOAD_INTERVAL", Duration::from_secs(30))?,
+            alg: src.parse_or("LATCHKEY_JWT_ALG", Alg::EdDsa)?,
         };
         if keys.reload_interval.is_zero() {
             return Err(ConfigError::new(

@@ -14,7 +14,6 @@ use bytes::Bytes;
 use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use chrono::{DateTime, SubsecRound, Utc};
-use ed25519_dalek::Signer as _;
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
@@ -23,11 +22,16 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::error::AuthError;
+use crate::signing::{Alg, Signer};
 use latchkey_core::db::DbPool;
 
 /// `pg_advisory_xact_lock` key for key creation and rotation ("latchkey-keys").
 const KEYS_LOCK: i64 = 0x6c61_7463_6b65_7901;
-const DEFAULT_ALG: &str = "EdDSA";
+/// Rows with a NULL `alg` were made with Better-Auth's default algorithm.
+const NULL_ALG_MEANS: Alg = Alg::EdDsa;
+/// Selects the newest unexpired key of the algorithm `$1`.
+const CURRENT_KEY_FILTER: &str = r#"("alg" = $1 or ("alg" is null and $1 = 'EdDSA'))
+    and ("expiresAt" is null or "expiresAt" > now())"#;
 
 #[derive(Debug, Clone)]
 pub struct KeyPolicy {
@@ -37,6 +41,8 @@ pub struct KeyPolicy {
     pub grace_period: Duration,
     /// How often each replica re-reads the table (to pick up another replica's rotation).
     pub reload_interval: Duration,
+    /// The algorithm new tokens are signed with.
+    pub alg: Alg,
 }
 
 /// Encrypts and decrypts private JWKs with `SHA-256(secret)` as the XChaCha20-Poly1305 key.
@@ -102,15 +108,15 @@ impl KeyCipher {
     }
 }
 
-/// A decrypted signing key; the dalek key zeroizes itself on drop.
+/// A decrypted signing key; every `Signer` variant zeroizes itself on drop.
 pub struct ActiveKey {
     pub kid: String,
-    signer: ed25519_dalek::SigningKey,
+    signer: Signer,
 }
 
 impl ActiveKey {
     pub fn sign_jwt<T: Serialize>(&self, claims: &T) -> Result<String, AuthError> {
-        let header = json!({"alg": DEFAULT_ALG, "kid": self.kid});
+        let header = json!({"alg": self.signer.alg().as_str(), "kid": self.kid});
         let payload = serde_json::to_vec(claims)
             .map_err(|_| AuthError::internal("claims not serialisable"))?;
         let signing_input = format!(
@@ -119,10 +125,7 @@ impl ActiveKey {
             URL_SAFE_NO_PAD.encode(payload)
         );
         let sig = self.signer.sign(signing_input.as_bytes());
-        Ok(format!(
-            "{signing_input}.{}",
-            URL_SAFE_NO_PAD.encode(sig.to_bytes())
-        ))
+        Ok(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig)))
     }
 }
 
@@ -185,18 +188,20 @@ impl Keys {
             .ok_or_else(|| AuthError::internal("no signing key available"))
     }
 
-    /// Makes sure a usable signing key exists, then reloads.
+    /// Makes sure a usable signing key of the configured algorithm exists, then reloads.
     pub async fn ensure(&self) -> Result<(), AuthError> {
-        self.locked_change(false).await?;
+        if self.newest_current().await?.is_none() {
+            self.change(Change::IfMissing).await?;
+        }
         self.reload().await
     }
 
     /// Retires the current signing key (it stays in the JWKS for the grace period) and creates
     /// a new one. Returns the new key id.
     pub async fn rotate(&self) -> Result<String, AuthError> {
-        let kid = self.locked_change(true).await?;
+        let kid = self.change(Change::Always).await?;
         self.reload().await?;
-        Ok(kid)
+        kid.ok_or_else(|| AuthError::internal("rotation created no key"))
     }
 
     /// Rotates if automatic rotation is on and the signing key has reached its age.
@@ -204,88 +209,56 @@ impl Keys {
         let Some(interval) = self.policy.rotation_interval else {
             return Ok(None);
         };
-        let client = self.pool.get().await?;
-        let newest: Option<DateTime<Utc>> = client
-            .query_opt(
-                r#"select "createdAt" from "jwks" where ("alg" = $1 or "alg" is null)
-                   and ("expiresAt" is null or "expiresAt" > now())
-                   order by "createdAt" desc limit 1"#,
-                &[&DEFAULT_ALG],
-            )
-            .await?
-            .map(|r| r.get(0));
-        drop(client);
-        let due = match newest {
+        let due = match self.newest_current().await? {
             None => true,
-            Some(created) => {
-                let age = Utc::now().signed_duration_since(created);
-                age.to_std().map(|a| a >= interval).unwrap_or(false)
-            }
+            Some(created) => older_than(created, interval),
         };
         if !due {
             return Ok(None);
         }
-        let kid = self.locked_change_due(interval).await?;
+        let kid = self.change(Change::IfOlderThan(interval)).await?;
         self.reload().await?;
         Ok(kid)
     }
 
-    /// Under the advisory lock: create a key if none is usable, or (with `rotate`) always.
-    async fn locked_change(&self, rotate: bool) -> Result<String, AuthError> {
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        tx.execute("select pg_advisory_xact_lock($1)", &[&KEYS_LOCK])
-            .await?;
-        let usable: Option<String> = tx
-            .query_opt(
-                r#"select "id" from "jwks" where ("alg" = $1 or "alg" is null)
-                   and ("expiresAt" is null or "expiresAt" > now())
-                   order by "createdAt" desc limit 1"#,
-                &[&DEFAULT_ALG],
-            )
+    /// Creation time of the newest usable key of the configured algorithm.
+    async fn newest_current(&self) -> Result<Option<DateTime<Utc>>, AuthError> {
+        let client = self.pool.get().await?;
+        let sql = format!(
+            r#"select "createdAt" from "jwks" where {CURRENT_KEY_FILTER} order by "createdAt" desc limit 1"#
+        );
+        Ok(client
+            .query_opt(&sql, &[&self.policy.alg.as_str()])
             .await?
-            .map(|r| r.get(0));
-        let kid = match (usable, rotate) {
-            (Some(kid), false) => kid,
-            _ => {
-                let now = now_ms();
-                tx.execute(
-                    r#"update "jwks" set "expiresAt" = $1
-                       where "expiresAt" is null or "expiresAt" > $1"#,
-                    &[&now],
-                )
-                .await?;
-                self.insert_new(&tx, now).await?
-            }
-        };
-        tx.commit().await?;
-        Ok(kid)
+            .map(|r| r.get(0)))
     }
 
-    /// Like `locked_change(true)`, but re-checks under the lock that rotation is still due, so
-    /// that replicas racing on the same deadline rotate once.
-    async fn locked_change_due(&self, interval: Duration) -> Result<Option<String>, AuthError> {
+    /// Generates a key, then, under the advisory lock, re-checks whether `change` still applies
+    /// (another replica may have just done it) and if so retires the current keys and stores the
+    /// new one. Generation happens before the lock because RSA keys take a while.
+    async fn change(&self, change: Change) -> Result<Option<String>, AuthError> {
+        let alg = self.policy.alg;
+        let generated = tokio::task::spawn_blocking(move || Signer::generate(alg))
+            .await
+            .map_err(|e| AuthError::internal(format!("key generation task: {e}")))??;
+
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         tx.execute("select pg_advisory_xact_lock($1)", &[&KEYS_LOCK])
             .await?;
+        let sql = format!(
+            r#"select "createdAt" from "jwks" where {CURRENT_KEY_FILTER} order by "createdAt" desc limit 1"#
+        );
         let newest: Option<DateTime<Utc>> = tx
-            .query_opt(
-                r#"select "createdAt" from "jwks" where ("alg" = $1 or "alg" is null)
-                   and ("expiresAt" is null or "expiresAt" > now())
-                   order by "createdAt" desc limit 1"#,
-                &[&DEFAULT_ALG],
-            )
+            .query_opt(&sql, &[&alg.as_str()])
             .await?
             .map(|r| r.get(0));
-        let still_due = newest.is_none_or(|created| {
-            Utc::now()
-                .signed_duration_since(created)
-                .to_std()
-                .map(|a| a >= interval)
-                .unwrap_or(false)
-        });
-        if !still_due {
+        let proceed = match (change, newest) {
+            (_, None) | (Change::Always, _) => true,
+            (Change::IfMissing, Some(_)) => false,
+            (Change::IfOlderThan(interval), Some(created)) => older_than(created, interval),
+        };
+        if !proceed {
             return Ok(None);
         }
         let now = now_ms();
@@ -294,36 +267,17 @@ impl Keys {
             &[&now],
         )
         .await?;
-        let kid = self.insert_new(&tx, now).await?;
-        tx.commit().await?;
-        Ok(Some(kid))
-    }
-
-    async fn insert_new(
-        &self,
-        tx: &deadpool_postgres::Transaction<'_>,
-        now: DateTime<Utc>,
-    ) -> Result<String, AuthError> {
-        let mut seed = Zeroizing::new([0u8; 32]);
-        rand::rngs::OsRng.fill_bytes(seed.as_mut_slice());
-        let signer = ed25519_dalek::SigningKey::from_bytes(&seed);
-        let x = URL_SAFE_NO_PAD.encode(signer.verifying_key().to_bytes());
-        let d = Zeroizing::new(URL_SAFE_NO_PAD.encode(seed.as_slice()));
-        let public = json!({"crv": "Ed25519", "x": x, "kty": "OKP"}).to_string();
-        let private = Zeroizing::new(format!(
-            r#"{{"crv":"Ed25519","d":"{}","x":"{x}","kty":"OKP"}}"#,
-            d.as_str()
-        ));
-        let encrypted = self.cipher.encrypt(private.as_bytes())?;
+        let encrypted = self.cipher.encrypt(generated.private_jwk.as_bytes())?;
         let kid = crate::ids::new_id();
         tx.execute(
             r#"insert into "jwks" ("id", "publicKey", "privateKey", "createdAt", "expiresAt", "alg", "crv")
-               values ($1, $2, $3, $4, null, $5, 'Ed25519')"#,
-            &[&kid, &public, &encrypted, &now, &DEFAULT_ALG],
+               values ($1, $2, $3, $4, null, $5, $6)"#,
+            &[&kid, &generated.public_jwk, &encrypted, &now, &alg.as_str(), &alg.crv()],
         )
         .await?;
-        tracing::info!(kid = %kid, "created signing key");
-        Ok(kid)
+        tx.commit().await?;
+        tracing::info!(kid = %kid, alg = %alg, "created signing key");
+        Ok(Some(kid))
     }
 
     /// Re-reads the table: rebuilds the JWKS and, if the signing key changed, decrypts it.
@@ -365,8 +319,9 @@ impl Keys {
         }
         let jwks = Bytes::from(json!({ "keys": keys }).to_string());
 
+        let wanted = self.policy.alg.as_str();
         let candidate = rows.iter().find(|r| {
-            r.alg.as_deref().unwrap_or(DEFAULT_ALG) == DEFAULT_ALG
+            r.alg.as_deref().unwrap_or(NULL_ALG_MEANS.as_str()) == wanted
                 && r.expires_at.is_none_or(|e| e > now)
         });
         let current = self.ring.read().ok().and_then(|r| r.signing.clone());
@@ -385,25 +340,9 @@ impl Keys {
         let plain = self.cipher.decrypt(&row.private_key)?;
         let jwk: Map<String, Value> = serde_json::from_str(&plain)
             .map_err(|_| AuthError::internal("decrypted signing key is not a JWK"))?;
-        let d = jwk.get("d").and_then(Value::as_str).unwrap_or_default();
-        let seed = Zeroizing::new(
-            URL_SAFE_NO_PAD
-                .decode(d)
-                .map_err(|_| AuthError::internal("signing key 'd' is not base64url"))?,
-        );
-        let seed: &[u8; 32] = seed.as_slice().try_into().map_err(|_| {
-            AuthError::internal("signing key 'd' is not 32 bytes (only Ed25519 keys are supported)")
-        })?;
-        let signer = ed25519_dalek::SigningKey::from_bytes(seed);
-        let x = URL_SAFE_NO_PAD.encode(signer.verifying_key().to_bytes());
-        if jwk.get("x").and_then(Value::as_str) != Some(x.as_str()) {
-            return Err(AuthError::internal(
-                "signing key's public half does not match",
-            ));
-        }
         Ok(ActiveKey {
             kid: row.id.clone(),
-            signer,
+            signer: Signer::from_private_jwk(&jwk)?,
         })
     }
 
@@ -429,7 +368,11 @@ fn jwks_entry(row: &Row) -> Option<Value> {
     let mut entry = Map::new();
     entry.insert(
         "alg".into(),
-        Value::String(row.alg.clone().unwrap_or_else(|| DEFAULT_ALG.into())),
+        Value::String(
+            row.alg
+                .clone()
+                .unwrap_or_else(|| NULL_ALG_MEANS.as_str().into()),
+        ),
     );
     if let Some(crv) = row.crv.clone().or_else(|| {
         public
@@ -445,6 +388,20 @@ fn jwks_entry(row: &Row) -> Option<Value> {
     entry.insert("kid".into(), Value::String(row.id.clone()));
     let _ = row.created_at;
     Some(Value::Object(entry))
+}
+
+#[derive(Clone, Copy)]
+enum Change {
+    IfMissing,
+    Always,
+    IfOlderThan(Duration),
+}
+
+fn older_than(created: DateTime<Utc>, age: Duration) -> bool {
+    Utc::now()
+        .signed_duration_since(created)
+        .to_std()
+        .is_ok_and(|a| a >= age)
 }
 
 fn now_ms() -> DateTime<Utc> {
@@ -495,6 +452,7 @@ mod tests {
                 rotation_interval: None,
                 grace_period: Duration::from_secs(1),
                 reload_interval: Duration::from_secs(1),
+                alg: Alg::EdDsa,
             },
             ring: RwLock::new(Ring {
                 signing: None,

@@ -12,5 +12,6 @@ pub mod password;
 pub mod reply;
 pub mod request;
 pub mod routes;
+pub mod signing;
 pub mod state;
 pub mod store;
