@@ -9,6 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::keys::KeyPolicy;
 use crate::password::HashScheme;
+use crate::ratelimit::{Cidr, RateLimitPolicy};
 use crate::signing::Alg;
 
 /// Better-Auth's minimum; it only warns, we refuse to start.
@@ -32,6 +33,7 @@ pub struct AuthConfig {
     pub hash_scheme: HashScheme,
     pub hash_concurrency: usize,
     pub db_pool_size: usize,
+    pub rate_limit: RateLimitPolicy,
 }
 
 #[derive(Debug, Clone)]
@@ -160,6 +162,27 @@ impl AuthConfig {
                 "must be at least 1",
             ));
         }
+        let rate_limit = RateLimitPolicy {
+            enabled: src.bool_or("LATCHKEY_RATE_LIMIT", false)?,
+            max: src.parse_or("LATCHKEY_RATE_LIMIT_MAX", 3)?,
+            window: src.seconds_or("LATCHKEY_RATE_LIMIT_WINDOW", Duration::from_secs(10))?,
+            trusted_proxies: match src.get("LATCHKEY_TRUSTED_PROXIES")? {
+                None => Vec::new(),
+                Some(list) => list
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::parse::<Cidr>)
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| ConfigError::new("LATCHKEY_TRUSTED_PROXIES", e))?,
+            },
+        };
+        if rate_limit.max == 0 || rate_limit.window.is_zero() {
+            return Err(ConfigError::new(
+                "LATCHKEY_RATE_LIMIT_MAX",
+                "limit and window must be positive (use LATCHKEY_RATE_LIMIT=off to disable)",
+            ));
+        }
         Ok(AuthConfig {
             listen,
             tls: TlsFiles::from_source(src)?,
@@ -175,6 +198,7 @@ impl AuthConfig {
             hash_scheme,
             hash_concurrency,
             db_pool_size,
+            rate_limit,
         })
     }
 

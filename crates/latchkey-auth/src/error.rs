@@ -19,6 +19,8 @@ pub enum AuthError {
     },
     /// Better-Auth answers unknown paths and wrong methods with an empty 404.
     NotFound,
+    /// Over a rate limit (spec §11: 429, `X-Retry-After`, a body without `code`).
+    RateLimited { retry_after_secs: u64 },
     /// The database could not be reached in time.
     Unavailable(String),
     /// A bug or broken invariant; logged, never shown.
@@ -67,6 +69,15 @@ impl AuthError {
                 message,
             } => h::json(status, &json!({ "message": message })),
             AuthError::NotFound => h::status_only(StatusCode::NOT_FOUND),
+            AuthError::RateLimited { retry_after_secs } => {
+                let mut resp = h::json(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &json!({"message": "Too many requests. Please try again later."}),
+                );
+                resp.headers_mut()
+                    .insert("x-retry-after", http::HeaderValue::from(retry_after_secs));
+                resp
+            }
             AuthError::Unavailable(detail) => {
                 tracing::warn!("database unavailable: {detail}");
                 h::json(
@@ -90,6 +101,7 @@ impl fmt::Display for AuthError {
         match self {
             AuthError::Api { message, .. } => f.write_str(message),
             AuthError::NotFound => f.write_str("not found"),
+            AuthError::RateLimited { .. } => f.write_str("rate limited"),
             AuthError::Unavailable(d) => write!(f, "database unavailable: {d}"),
             AuthError::Internal(d) => f.write_str(d),
         }

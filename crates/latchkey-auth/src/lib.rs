@@ -9,6 +9,7 @@ pub mod keys;
 pub mod migrate;
 pub mod origin;
 pub mod password;
+pub mod ratelimit;
 pub mod reply;
 pub mod request;
 pub mod routes;

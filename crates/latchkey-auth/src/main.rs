@@ -159,6 +159,7 @@ async fn serve(config: AuthConfig) -> Result<(), AuthError> {
         config,
     });
     let maintainer = tokio::spawn(keys.maintain());
+    let purger = tokio::spawn(purge_rate_limits(state.clone()));
     tracing::info!(
         listen = %state.config.listen,
         url = %state.config.base_url,
@@ -178,5 +179,17 @@ async fn serve(config: AuthConfig) -> Result<(), AuthError> {
     )
     .await;
     maintainer.abort();
+    purger.abort();
     Ok(())
+}
+
+/// Drops idle rate-limit counters hourly (any replica may do it; the delete is idempotent).
+async fn purge_rate_limits(state: Arc<State>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        if let Err(e) = state.config.rate_limit.purge(&state.pool).await {
+            tracing::warn!("purging rate-limit counters failed: {e}");
+        }
+    }
 }

@@ -10,11 +10,18 @@ use crate::error::AuthError;
 const MIGRATE_LOCK: i64 = 0x6c61_7463_6b65_7902;
 
 /// (version, name, sql). Append only; never edit a released migration.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "better_auth_schema",
-    include_str!("../../../migrations/0001_better_auth_schema.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "better_auth_schema",
+        include_str!("../../../migrations/0001_better_auth_schema.sql"),
+    ),
+    (
+        2,
+        "rate_limit",
+        include_str!("../../../migrations/0002_rate_limit.sql"),
+    ),
+];
 
 /// Applies pending migrations; returns the versions applied by this call.
 pub async fn run(pool: &DbPool) -> Result<Vec<i64>, AuthError> {

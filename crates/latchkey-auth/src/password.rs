@@ -54,15 +54,18 @@ pub struct Hasher {
 struct Inner {
     scheme: HashScheme,
     slots: Semaphore,
-    /// A real argon2id hash of a random password: unknown emails verify against it so that they
-    /// cost the same time as a wrong password.
+    /// A real hash (in the configured scheme) of a random password: unknown emails verify
+    /// against it so that they cost the same time as a wrong password.
     decoy: String,
 }
 
 impl Hasher {
     pub fn new(scheme: HashScheme, max_in_flight: usize) -> Result<Self, HashError> {
         let random = SecretString::from(crate::ids::random_string(32));
-        let decoy = argon2_hash(&random)?;
+        let decoy = match scheme {
+            HashScheme::Argon2id => argon2_hash(&random)?,
+            HashScheme::Scrypt => scrypt_hash(&random)?,
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 scheme,
@@ -98,7 +101,8 @@ impl Hasher {
     pub async fn verify_decoy(&self, password: &SecretString) -> Result<(), HashError> {
         let decoy = self.inner.decoy.clone();
         let password = password.clone();
-        self.run(move || verify_blocking(&password, &decoy, HashScheme::Argon2id))
+        let scheme = self.inner.scheme;
+        self.run(move || verify_blocking(&password, &decoy, scheme))
             .await
             .map(|_| ())
     }

@@ -119,6 +119,13 @@ async fn dispatch(st: &State, endpoint: Endpoint, req: &Req) -> Result<HttpRespo
     if !matches!(req.method, Method::GET | Method::HEAD | Method::OPTIONS) {
         st.origins.check_cookie_request(req)?;
     }
+    if matches!(endpoint, SignUp | SignIn | ChangePassword) {
+        let policy = &st.config.rate_limit;
+        let ip = policy.client_ip(req.peer.ip(), req.header("x-forwarded-for"));
+        policy
+            .check(&st.pool, &format!("{ip}|{}", req.path))
+            .await?;
+    }
     let reply = match endpoint {
         Ok => crate::reply::Reply::json(json!({"ok": true})),
         SignUp => account::sign_up(st, req).await?,

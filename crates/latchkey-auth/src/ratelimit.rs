@@ -1,0 +1,201 @@
+//! Rate limiting of the endpoints that guess passwords or create accounts, with the counters in
+//! Postgres (Better-Auth's `rateLimit` table) so that every replica enforces one limit.
+//!
+//! Better-Auth's algorithm (spec §11): a fixed window anchored at the last *allowed* request.
+//! One upsert per limited request decides atomically; other endpoints are not limited, so
+//! get-session and JWKS stay free of the extra query.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use chrono::Utc;
+use latchkey_core::db::DbPool;
+
+use crate::error::AuthError;
+
+#[derive(Debug, Clone)]
+pub struct RateLimitPolicy {
+    pub enabled: bool,
+    /// Requests allowed per window on the credential endpoints.
+    pub max: u32,
+    pub window: Duration,
+    /// Peers whose `X-Forwarded-For` is believed (a reverse proxy in front of us).
+    pub trusted_proxies: Vec<Cidr>,
+}
+
+/// An IP network, e.g. `10.0.0.0/8` or a single address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?} is not an IP address or CIDR"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{s:?} has an invalid prefix length"))?,
+        };
+        Ok(Cidr { addr, prefix })
+    }
+}
+
+impl Cidr {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// IPv4-mapped IPv6 addresses (dual-stack sockets) compare as IPv4.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
+impl RateLimitPolicy {
+    /// The client address a limit is keyed on: the socket peer, or, when the peer is a trusted
+    /// proxy, the right-most `X-Forwarded-For` entry that is not itself a trusted proxy.
+    pub fn client_ip(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
+        let peer = canonical(peer);
+        let trusted = |ip: IpAddr| self.trusted_proxies.iter().any(|c| c.contains(ip));
+        if !trusted(peer) {
+            return peer;
+        }
+        let Some(chain) = forwarded_for else {
+            return peer;
+        };
+        let mut client = peer;
+        for hop in chain.rsplit(',') {
+            match hop.trim().parse::<IpAddr>() {
+                Ok(ip) => {
+                    client = canonical(ip);
+                    if !trusted(client) {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        client
+    }
+
+    /// Counts one request for `key`; `Err` with a 429 when over the limit.
+    pub async fn check(&self, pool: &DbPool, key: &str) -> Result<(), AuthError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let now = Utc::now().timestamp_millis();
+        let window_ms = self.window.as_millis() as i64;
+        let max = self.max as i32;
+        let client = pool.get().await?;
+        let row = client
+            .query_one(
+                r#"insert into "rateLimit" as rl ("id", "key", "count", "lastRequest")
+                   values ($1, $2, 1, $3)
+                   on conflict ("key") do update set
+                     "count" = case when $3 - rl."lastRequest" >= $4 then 1 else rl."count" + 1 end,
+                     "lastRequest" = case when $3 - rl."lastRequest" >= $4 or rl."count" < $5
+                                          then $3 else rl."lastRequest" end
+                   returning "count", "lastRequest""#,
+                &[&crate::ids::new_id(), &key, &now, &window_ms, &max],
+            )
+            .await?;
+        let count: i32 = row.get(0);
+        let last: i64 = row.get(1);
+        if count <= max {
+            return Ok(());
+        }
+        let retry_ms = (last + window_ms - now).max(0);
+        Err(AuthError::RateLimited {
+            retry_after_secs: ((retry_ms + 999) / 1000).max(1) as u64,
+        })
+    }
+
+    /// Forgets counters idle for a day; called from a background task.
+    pub async fn purge(&self, pool: &DbPool) -> Result<u64, AuthError> {
+        let cutoff = Utc::now().timestamp_millis() - 86_400_000;
+        let client = pool.get().await?;
+        Ok(client
+            .execute(
+                r#"delete from "rateLimit" where "lastRequest" < $1"#,
+                &[&cutoff],
+            )
+            .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(proxies: &[&str]) -> RateLimitPolicy {
+        RateLimitPolicy {
+            enabled: true,
+            max: 3,
+            window: Duration::from_secs(10),
+            trusted_proxies: proxies.iter().map(|p| p.parse().unwrap()).collect(),
+        }
+    }
+
+    #[test]
+    fn cidrs() {
+        let c: Cidr = "10.0.0.0/8".parse().unwrap();
+        assert!(c.contains("10.1.2.3".parse().unwrap()));
+        assert!(!c.contains("11.0.0.1".parse().unwrap()));
+        assert!(c.contains("::ffff:10.0.0.1".parse().unwrap()));
+        let one: Cidr = "::1".parse().unwrap();
+        assert!(one.contains("::1".parse().unwrap()));
+        let all: Cidr = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains("8.8.8.8".parse().unwrap()));
+        assert!("10.0.0.0/33".parse::<Cidr>().is_err());
+        assert!("nonsense".parse::<Cidr>().is_err());
+    }
+
+    #[test]
+    fn forwarded_for_only_from_trusted_proxies() {
+        let p = policy(&["127.0.0.1", "10.0.0.0/8"]);
+        let peer: IpAddr = "127.0.0.1".parse().unwrap();
+        let stranger: IpAddr = "203.0.113.9".parse().unwrap();
+        // A stranger cannot choose its own key by sending the header.
+        assert_eq!(p.client_ip(stranger, Some("1.2.3.4")), stranger);
+        // Behind our proxy chain, the right-most untrusted hop is the client.
+        assert_eq!(
+            p.client_ip(peer, Some("6.6.6.6, 198.51.100.7, 10.1.1.1")),
+            "198.51.100.7".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(p.client_ip(peer, None), peer);
+        assert_eq!(p.client_ip(peer, Some("garbage")), peer);
+    }
+}
