@@ -163,7 +163,7 @@ impl AuthConfig {
             ));
         }
         let rate_limit = RateLimitPolicy {
-            enabled: src.bool_or("LATCHKEY_RATE_LIMIT", false)?,
+            enabled: src.bool_or("LATCHKEY_RATE_LIMIT", true)?,
             max: src.parse_or("LATCHKEY_RATE_LIMIT_MAX", 3)?,
             window: src.seconds_or("LATCHKEY_RATE_LIMIT_WINDOW", Duration::from_secs(10))?,
             trusted_proxies: match src.get("LATCHKEY_TRUSTED_PROXIES")? {

@@ -2,13 +2,19 @@
 
 use tracing_subscriber::EnvFilter;
 
+/// Appended to every filter, whatever the operator asks for: at debug level tokio-postgres logs
+/// query parameters, which include session tokens, password hashes and encrypted keys.
+const NEVER_VERBOSE: &str = "tokio_postgres=warn";
+
 pub fn init() {
-    let filter = std::env::var("LATCHKEY_LOG")
+    let wanted = std::env::var("LATCHKEY_LOG")
         .ok()
         .or_else(|| std::env::var("RUST_LOG").ok())
-        .unwrap_or_else(|| "info,tokio_postgres=warn".to_string());
+        .unwrap_or_else(|| "info".to_string());
+    let filter = EnvFilter::try_new(format!("{wanted},{NEVER_VERBOSE}"))
+        .unwrap_or_else(|_| EnvFilter::new(format!("info,{NEVER_VERBOSE}")));
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();

@@ -8,7 +8,7 @@ use super::{check_callback, check_password_length, MAX_PASSWORD};
 use crate::error::AuthError;
 use crate::password::HashError;
 use crate::reply::Reply;
-use crate::request::{Fields, Req};
+use crate::request::{looks_like_email, Fields, Req};
 use crate::state::State;
 use crate::store::{self, NewSession};
 
@@ -81,7 +81,9 @@ pub async fn sign_in(st: &State, req: &Req) -> Result<Reply, AuthError> {
     st.origins.check_login_request(req)?;
     let body = req.body_object(true)?;
     let mut f = Fields::new(&body);
-    let email = f.email("email");
+    // Unlike sign-up, Better-Auth's sign-in schema takes any string and rejects a malformed
+    // email afterwards with its own code.
+    let email = f.string("email");
     let password = f.string("password");
     let callback = f.opt_string("callbackURL");
     let remember = f.opt_bool("rememberMe").unwrap_or(true);
@@ -90,10 +92,13 @@ pub async fn sign_in(st: &State, req: &Req) -> Result<Reply, AuthError> {
         return Err(AuthError::internal("validated fields missing"));
     };
     let password = SecretString::from(password);
+    if !looks_like_email(&email) {
+        return Err(AuthError::bad_request("INVALID_EMAIL", "Invalid email"));
+    }
     check_callback(st, callback.as_deref())?;
     if password.expose_secret().encode_utf16().count() > MAX_PASSWORD {
         // Can never match a stored password; not worth hashing.
-        return Err(invalid_credentials());
+        return Err(AuthError::bad_request("PASSWORD_TOO_LONG", "Password too long"));
     }
     let email = email.to_lowercase();
 

@@ -1,0 +1,65 @@
+# Shared shell helpers for scripts/test, scripts/up and .ci/run. Source, don't run.
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        log "need root for: $*"
+        return 1
+    fi
+}
+
+_apt_updated=
+# apt_install PKG...: installs Debian packages non-interactively (apt-get update once).
+apt_install() {
+    if ! command -v apt-get >/dev/null 2>&1; then
+        log "apt-get not found; please install: $*"
+        return 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    if [ -z "$_apt_updated" ]; then
+        log "apt-get update"
+        as_root apt-get update -qq
+        _apt_updated=1
+    fi
+    log "apt-get install $*"
+    as_root apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# pg_bin_dir: prints the directory of the PostgreSQL server binaries, or nothing.
+# Same order as the test harness: $LATCHKEY_PG_BIN, highest /usr/lib/postgresql/*/bin, PATH.
+pg_bin_dir() {
+    if [ -n "${LATCHKEY_PG_BIN:-}" ] && [ -x "$LATCHKEY_PG_BIN/postgres" ]; then
+        echo "$LATCHKEY_PG_BIN"
+        return
+    fi
+    local best
+    best=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+    if [ -n "$best" ] && [ -x "$best/postgres" ] && [ -x "$best/initdb" ]; then
+        echo "$best"
+        return
+    fi
+    if command -v postgres >/dev/null 2>&1 && command -v initdb >/dev/null 2>&1; then
+        dirname "$(command -v postgres)"
+    fi
+}
+
+# ensure_postgres: installs Debian's PostgreSQL server when no binaries are found.
+ensure_postgres() {
+    if [ -n "$(pg_bin_dir)" ]; then
+        return
+    fi
+    log "PostgreSQL server binaries not found; installing Debian's postgresql"
+    # Only the binaries are wanted: no 'main' cluster (the tests start their own).
+    as_root mkdir -p /etc/postgresql-common/createcluster.d
+    echo 'create_main_cluster = false' | as_root tee /etc/postgresql-common/createcluster.d/latchkey-no-main.conf >/dev/null
+    apt_install postgresql
+    if [ -z "$(pg_bin_dir)" ]; then
+        log "postgresql installed but no server binaries found under /usr/lib/postgresql"
+        return 1
+    fi
+}

@@ -1,0 +1,267 @@
+//! Start-up, configuration, secrets, migrations and shutdown of the daemons.
+
+use latchkey_e2e::stack::{Api, Auth, PASSWORD};
+use latchkey_e2e::{cluster, free_port, run_tool, Daemon, TestDb};
+use serde_json::json;
+
+fn auth_env(db: &TestDb, secret: &str) -> Vec<(String, String)> {
+    Auth::spec(db, secret, free_port()).env
+}
+
+fn all_output(out: &latchkey_e2e::ToolOutput) -> String {
+    format!("{}{}", out.stdout, out.stderr)
+}
+
+#[test]
+fn short_secret_is_refused_with_one_line() {
+    let db = cluster().create_db();
+    let secret = "too-short-secret-x"; // 18 chars
+    let mut env = auth_env(&db, secret);
+    env.push((
+        "LATCHKEY_LISTEN".into(),
+        format!("127.0.0.1:{}", free_port()),
+    ));
+    for args in [&[][..], &["serve"][..], &["check-config"][..]] {
+        let out = run_tool("latchkey-auth", args, &env);
+        assert_eq!(out.code(), Some(2), "{args:?}: {out:?}");
+        let text = all_output(&out);
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "{args:?}: expected one line, got:\n{text}");
+        assert!(lines[0].contains("BETTER_AUTH_SECRET"), "{args:?}: {text}");
+        assert!(
+            !text.contains(secret),
+            "{args:?}: the secret was printed: {text}"
+        );
+    }
+    // Missing altogether.
+    env.retain(|(k, _)| k != "BETTER_AUTH_SECRET");
+    let out = run_tool("latchkey-auth", &["serve"], &env);
+    assert_eq!(out.code(), Some(2), "{out:?}");
+    assert!(all_output(&out).contains("BETTER_AUTH_SECRET"), "{out:?}");
+}
+
+#[test]
+fn check_config_accepts_a_good_configuration() {
+    let db = cluster().create_db();
+    let out = run_tool(
+        "latchkey-auth",
+        &["check-config"],
+        &auth_env(&db, &"s".repeat(40)),
+    );
+    out.assert_success();
+}
+
+#[test]
+fn secret_from_a_file_is_used() {
+    let db = cluster().create_db();
+    let secret = format!("file-{}", latchkey_e2e::random_string(40));
+    let path = std::env::temp_dir().join(format!(
+        "latchkey-e2e-secret-{}",
+        latchkey_e2e::random_string(8)
+    ));
+    std::fs::write(&path, format!("{secret}\n")).unwrap();
+    let mut spec = Auth::spec(&db, "unused", free_port());
+    spec.remove_env("BETTER_AUTH_SECRET");
+    spec.set_env("BETTER_AUTH_SECRET_FILE", path.display().to_string());
+    let daemon = Daemon::start(spec);
+    let auth = Auth {
+        daemon,
+        db,
+        secret: secret.clone(),
+    };
+    let s = auth.new_user();
+    let (token, sig) = s.bearer.rsplit_once('.').unwrap();
+    assert_eq!(sig, latchkey_e2e::jwt::cookie_signature(&secret, token));
+    drop(auth);
+    std::fs::remove_file(path).unwrap();
+}
+
+/// Runs the usual flows with both daemons at `LATCHKEY_LOG=<level>` and returns everything
+/// they (and the tools) printed, the secret, and the session token used.
+fn exercise_and_collect_logs(level: &str) -> (Vec<(&'static str, String)>, String, String) {
+    let auth = Auth::start_with(|s| s.env("LATCHKEY_LOG", level));
+    let api = Api::start_with(&auth.url(), |s| s.env("LATCHKEY_LOG", level));
+    let s = auth.new_user();
+    let _ = auth.sign_in_resp(&s.email(), "a wrong password");
+    let _ = auth.sign_in(&s.email(), PASSWORD);
+    let _ = auth
+        .client()
+        .get("/api/auth/get-session")
+        .cookies(&s.jar)
+        .send();
+    let token = auth.jwt(&s);
+    api.me(&token).expect(200);
+    let _ = auth
+        .client()
+        .post("/api/auth/change-password")
+        .bearer(&s.bearer)
+        .json(&json!({"currentPassword": PASSWORD, "newPassword": "new password 123"}))
+        .send();
+    let rotate = auth.tool(&["keys", "rotate"]);
+    let check = auth.tool(&["check-config"]);
+    let migrate = auth.tool(&["migrate"]);
+    assert!(
+        !auth.daemon.log().is_empty(),
+        "the auth daemon logged nothing"
+    );
+    let logs = vec![
+        ("auth log", auth.daemon.log()),
+        ("api log", api.daemon.log()),
+        ("keys rotate", all_output(&rotate)),
+        ("check-config", all_output(&check)),
+        ("migrate", all_output(&migrate)),
+        ("postgres log", cluster().log()),
+    ];
+    (logs, auth.secret.clone(), s.token.clone())
+}
+
+#[test]
+fn the_secret_and_passwords_never_reach_the_logs_even_at_debug() {
+    let (logs, secret, _) = exercise_and_collect_logs("debug");
+    for (what, text) in &logs {
+        assert!(
+            !text.contains(&secret),
+            "{what} contains BETTER_AUTH_SECRET"
+        );
+        assert!(!text.contains(PASSWORD), "{what} contains a password");
+        assert!(
+            !text.contains("new password 123"),
+            "{what} contains a password"
+        );
+    }
+}
+
+#[test]
+fn session_tokens_never_reach_the_logs_at_info() {
+    let (logs, secret, token) = exercise_and_collect_logs("info");
+    for (what, text) in &logs {
+        assert!(
+            !text.contains(&secret),
+            "{what} contains BETTER_AUTH_SECRET"
+        );
+        assert!(!text.contains(&token), "{what} contains a session token");
+    }
+}
+
+#[test]
+fn session_tokens_never_reach_the_logs_even_at_debug() {
+    let (logs, _, token) = exercise_and_collect_logs("debug");
+    for (what, text) in &logs {
+        if let Some(i) = text.find(&token) {
+            let line = text[..i].rsplit('\n').next().unwrap_or("");
+            panic!("{what} contains a session token, in a line starting: {line:.160}");
+        }
+    }
+}
+
+const TABLES: &str = "('user','session','account','verification','jwks')";
+
+/// Columns, constraints and indexes of Better-Auth's five tables, as text.
+fn schema_snapshot(db: &TestDb) -> Vec<String> {
+    let mut out = Vec::new();
+    for row in db.query(
+        &format!(
+            "SELECT table_name::text, column_name::text, data_type::text, is_nullable::text, \
+             coalesce(column_default, '')::text FROM information_schema.columns \
+             WHERE table_schema = 'public' AND table_name IN {TABLES} ORDER BY 1, ordinal_position"
+        ),
+        &[],
+    ) {
+        let cols: Vec<String> = (0..5).map(|i| row.get::<_, String>(i)).collect();
+        out.push(format!("column {}", cols.join(" ")));
+    }
+    for row in db.query(
+        "SELECT conrelid::regclass::text, conname::text, pg_get_constraintdef(oid) FROM pg_constraint \
+         WHERE conrelid::regclass::text IN ('\"user\"','session','account','verification','jwks') \
+         ORDER BY 1, 2",
+        &[],
+    ) {
+        out.push(format!("constraint {} {} {}", row.get::<_, String>(0), row.get::<_, String>(1), row.get::<_, String>(2)));
+    }
+    for row in db.query(
+        &format!("SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename IN {TABLES} ORDER BY indexname"),
+        &[],
+    ) {
+        out.push(format!("index {}", row.get::<_, String>(0)));
+    }
+    out
+}
+
+#[test]
+fn migrate_is_idempotent() {
+    let db = cluster().create_db();
+    let env = auth_env(&db, &"m".repeat(40));
+    run_tool("latchkey-auth", &["migrate"], &env).assert_success();
+    let first = schema_snapshot(&db);
+    for t in ["user", "session", "account", "verification", "jwks"] {
+        assert!(
+            first.iter().any(|l| l.starts_with(&format!("column {t} "))),
+            "table {t} missing: {first:#?}"
+        );
+    }
+    run_tool("latchkey-auth", &["migrate"], &env).assert_success();
+    assert_eq!(first, schema_snapshot(&db));
+}
+
+/// Spec §1.1: the DDL exactly as Better-Auth's migrator emitted it.
+const BETTER_AUTH_DDL: &str = r#"
+create table "user" ("id" text not null primary key, "name" text not null, "email" text not null unique, "emailVerified" boolean not null, "image" text, "createdAt" timestamptz default CURRENT_TIMESTAMP not null, "updatedAt" timestamptz default CURRENT_TIMESTAMP not null);
+create table "session" ("id" text not null primary key, "expiresAt" timestamptz not null, "token" text not null unique, "createdAt" timestamptz default CURRENT_TIMESTAMP not null, "updatedAt" timestamptz not null, "ipAddress" text, "userAgent" text, "userId" text not null references "user" ("id") on delete cascade);
+create table "account" ("id" text not null primary key, "accountId" text not null, "providerId" text not null, "userId" text not null references "user" ("id") on delete cascade, "accessToken" text, "refreshToken" text, "idToken" text, "accessTokenExpiresAt" timestamptz, "refreshTokenExpiresAt" timestamptz, "scope" text, "password" text, "createdAt" timestamptz default CURRENT_TIMESTAMP not null, "updatedAt" timestamptz not null);
+create table "verification" ("id" text not null primary key, "identifier" text not null, "value" text not null, "expiresAt" timestamptz not null, "createdAt" timestamptz default CURRENT_TIMESTAMP not null, "updatedAt" timestamptz default CURRENT_TIMESTAMP not null);
+create table "jwks" ("id" text not null primary key, "publicKey" text not null, "privateKey" text not null, "createdAt" timestamptz not null, "expiresAt" timestamptz, "alg" text, "crv" text);
+create index "session_userId_idx" on "session" ("userId");
+create index "account_userId_idx" on "account" ("userId");
+create index "verification_identifier_idx" on "verification" ("identifier");
+"#;
+
+#[test]
+fn migrate_adopts_a_better_auth_database_unchanged() {
+    let db = cluster().create_db();
+    db.execute(BETTER_AUTH_DDL);
+    // A user written by Better-Auth: spec §3 test vector (password123).
+    db.execute(
+        r#"INSERT INTO "user" (id, name, email, "emailVerified", "createdAt", "updatedAt")
+             VALUES ('adfLqbvR6x8IZ7rlOyHBvgzyIB1ze5BC', 'Bob', 'bob@example.com', false, now(), now());
+           INSERT INTO account (id, "accountId", "providerId", "userId", password, "createdAt", "updatedAt")
+             VALUES ('acc0000000000000000000000000000a', 'adfLqbvR6x8IZ7rlOyHBvgzyIB1ze5BC', 'credential',
+                     'adfLqbvR6x8IZ7rlOyHBvgzyIB1ze5BC',
+                     'adb3fae70953259d7614bfa09ed21a8b:65f2f44a82ba2250db0f5a26dc34a598ab060c1ed25d68d5cbcee8db8a7943f903b39ecb37659feb68a111f761a76bd29d6571cad35775245ea2a1cee165c00a',
+                     now(), now());"#,
+    );
+    let before = schema_snapshot(&db);
+    let secret = "0123456789abcdefghijklmnopqrstuvwxyzABCDEF-test-secret";
+    let env = auth_env(&db, secret);
+    run_tool("latchkey-auth", &["migrate"], &env).assert_success();
+    assert_eq!(
+        before,
+        schema_snapshot(&db),
+        "migrate changed Better-Auth's tables"
+    );
+    run_tool("latchkey-auth", &["migrate"], &env).assert_success();
+    assert_eq!(before, schema_snapshot(&db));
+
+    // And the daemon serves that database: Better-Auth's user signs in with its password.
+    let spec = Auth::spec(&db, secret, free_port());
+    let auth = Auth {
+        daemon: Daemon::start(spec),
+        db,
+        secret: secret.to_string(),
+    };
+    let s = auth.sign_in("BOB@example.com", "password123");
+    assert_eq!(s.user_id(), "adfLqbvR6x8IZ7rlOyHBvgzyIB1ze5BC");
+    assert_eq!(before, schema_snapshot(&auth.db));
+}
+
+#[test]
+fn sigterm_shuts_both_daemons_down_cleanly() {
+    let mut auth = Auth::start();
+    let mut api = Api::start(&auth);
+    let s = auth.new_user();
+    api.me(&auth.jwt(&s)).expect(200);
+    api.daemon.terminate_cleanly();
+    auth.daemon.terminate_cleanly();
+    // And they start again on the same port.
+    auth.daemon.restart();
+    auth.client().get("/healthz").send().expect(200);
+}

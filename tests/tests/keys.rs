@@ -1,0 +1,111 @@
+//! Signing keys: storage at rest (spec §7.2), rotation, persistence across restarts.
+
+use std::time::{Duration, Instant};
+
+use latchkey_e2e::jwt;
+use latchkey_e2e::stack::{Api, Auth};
+
+fn kid_of(token: &str) -> String {
+    jwt::decode(token).header["kid"]
+        .as_str()
+        .expect("kid")
+        .to_string()
+}
+
+#[test]
+fn private_key_is_stored_encrypted_as_better_auth_does() {
+    let auth = Auth::start();
+    let s = auth.new_user();
+    let token = auth.jwt(&s);
+    let rows = auth.db.query(
+        r#"SELECT id, "publicKey", "privateKey", alg, crv, "expiresAt" IS NULL FROM jwks"#,
+        &[],
+    );
+    assert_eq!(rows.len(), 1);
+    let (id, public, private): (String, String, String) =
+        (rows[0].get(0), rows[0].get(1), rows[0].get(2));
+    assert_eq!(id.len(), 32);
+    assert_eq!(kid_of(&token), id);
+    assert_eq!(
+        rows[0].get::<_, Option<String>>(3).as_deref(),
+        Some("EdDSA")
+    );
+    assert_eq!(
+        rows[0].get::<_, Option<String>>(4).as_deref(),
+        Some("Ed25519")
+    );
+    let public: serde_json::Value = serde_json::from_str(&public).unwrap();
+    assert_eq!(public["kty"], "OKP");
+    assert!(public.get("d").is_none());
+    // JSON-quoted lower-case hex, nonce(24) ‖ ct ‖ tag(16); no plaintext `d`.
+    assert!(
+        private.starts_with('"') && private.ends_with('"'),
+        "{private:.40}"
+    );
+    assert!(!private.contains("\"d\""));
+    let (kid, _, _) = jwt::signing_key_from_db(&auth.db, &auth.secret);
+    assert_eq!(kid, id);
+}
+
+#[test]
+fn rotation_keeps_old_tokens_valid_and_signs_with_the_new_key() {
+    // The daemon re-reads keys from the DB every LATCHKEY_KEY_RELOAD_INTERVAL (30 s default).
+    let auth = Auth::start_with(|s| s.env("LATCHKEY_KEY_RELOAD_INTERVAL", "1"));
+    let s = auth.new_user();
+    let old_token = auth.jwt(&s);
+    let old_kid = kid_of(&old_token);
+    let api = Api::start(&auth);
+    api.me(&old_token).expect(200);
+
+    let out = auth.tool(&["keys", "rotate"]);
+    out.assert_success();
+    assert_eq!(auth.db.count("SELECT count(*) FROM jwks"), 2);
+
+    // The running daemon picks up the new key (bounded wait).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let new_token = loop {
+        let t = auth.jwt(&s);
+        if kid_of(&t) != old_kid {
+            break t;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "auth daemon still signs with the old key 10 s after `keys rotate`"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let jwks = auth.jwks();
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert!(
+        kids.contains(&old_kid.as_str()),
+        "old key left the JWKS: {jwks}"
+    );
+    assert!(kids.contains(&kid_of(&new_token).as_str()), "{jwks}");
+    jwt::verify_with_jwks(&new_token, &jwks);
+    jwt::verify_with_jwks(&old_token, &jwks);
+
+    // The API learns the new kid and keeps accepting the old one.
+    api.me(&new_token).expect(200);
+    api.me(&old_token).expect(200);
+    // Tokens from a fresh API instance too.
+    let api2 = Api::start(&auth);
+    api2.me(&old_token).expect(200);
+    api2.me(&new_token).expect(200);
+}
+
+#[test]
+fn keys_and_sessions_survive_a_restart() {
+    let mut auth = Auth::start();
+    let s = auth.new_user();
+    let before = auth.jwt(&s);
+    auth.daemon.restart();
+    let after = auth.jwt(&s);
+    assert_eq!(kid_of(&before), kid_of(&after));
+    jwt::verify_with_jwks(&before, &auth.jwks());
+    assert_eq!(auth.db.count("SELECT count(*) FROM jwks"), 1);
+}
