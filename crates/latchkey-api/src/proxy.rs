@@ -74,6 +74,14 @@ impl Proxy {
         claims: &Claims,
     ) -> Result<HttpResponse, ApiError> {
         let (mut parts, body) = req.into_parts();
+        if has_dot_segment(parts.uri.path()) {
+            // The upstream would resolve `..` and could escape LATCHKEY_UPSTREAM's prefix.
+            return Err(ApiError::NotFound);
+        }
+        if parts.headers.contains_key(http::header::TRANSFER_ENCODING) {
+            // With both, Content-Length is stale (RFC 9112 §6.3); the body is re-framed anyway.
+            parts.headers.remove(CONTENT_LENGTH);
+        }
         if self.max_body > 0 && content_length(&parts.headers).is_some_and(|n| n > self.max_body) {
             return Err(ApiError::PayloadTooLarge);
         }
@@ -142,9 +150,15 @@ pub fn prepare_headers(
     claims: &Claims,
 ) {
     strip_hop_by_hop(headers);
+    // CGI-style upstreams (WSGI, Rack) map `_` and `-` to the same variable, so
+    // `X_Auth_User_Id` must go too; `Forwarded` and `X-Real-IP` would let a client claim an
+    // address the upstream may trust.
     let spoofed: Vec<HeaderName> = headers
         .keys()
-        .filter(|name| name.as_str().starts_with("x-auth-"))
+        .filter(|name| {
+            let normal = name.as_str().replace('_', "-");
+            normal.starts_with("x-auth-") || normal == "forwarded" || normal == "x-real-ip"
+        })
         .cloned()
         .collect();
     for name in spoofed {
@@ -176,15 +190,17 @@ pub fn prepare_headers(
     }
 }
 
-/// The identity headers for a verified token. Values that cannot be header values (non-ASCII
-/// names, say) are left out rather than mangled; the user id always fits (Better-Auth ids are
-/// alphanumeric) and a token whose `sub` does not is refused before this point.
+/// The identity headers for a verified token. Every one is always present, empty when the
+/// token has no such claim or its value cannot be a header value (a name with a newline, say),
+/// so that nothing a client might smuggle in can fill a gap. The user id always fits (a token
+/// whose `sub` does not is refused before this point).
 pub fn identity_headers(claims: &Claims, with_name: bool) -> Vec<(HeaderName, HeaderValue)> {
     let mut out = Vec::with_capacity(4);
     let mut add = |name: &'static str, value: Option<&str>| {
-        if let Some(v) = value.and_then(|v| HeaderValue::from_str(v).ok()) {
-            out.push((HeaderName::from_static(name), v));
-        }
+        let value = value
+            .and_then(|v| HeaderValue::from_str(v).ok())
+            .unwrap_or_else(|| HeaderValue::from_static(""));
+        out.push((HeaderName::from_static(name), value));
     };
     add("x-auth-user-id", Some(&claims.sub));
     add("x-auth-user-email", claims.email.as_deref());
@@ -193,6 +209,14 @@ pub fn identity_headers(claims: &Claims, with_name: bool) -> Vec<(HeaderName, He
         add("x-auth-user-name", claims.name.as_deref());
     }
     out
+}
+
+/// Does the path contain a `.` or `..` segment, literally or percent-encoded?
+fn has_dot_segment(path: &str) -> bool {
+    path.split('/').any(|seg| {
+        let lower = seg.to_ascii_lowercase().replace("%2e", ".");
+        lower == "." || lower == ".."
+    })
 }
 
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
@@ -312,11 +336,53 @@ mod tests {
     }
 
     #[test]
-    fn unrepresentable_values_are_left_out() {
+    fn unrepresentable_values_become_empty_not_absent() {
         let headers = identity_headers(&claims("Zoë\r\nX-Evil: 1"), true);
-        assert!(headers.iter().all(|(n, _)| n != "x-auth-user-name"));
-        assert_eq!(headers.len(), 3);
+        assert_eq!(headers.len(), 4);
+        let name = headers
+            .iter()
+            .find(|(n, _)| n == "x-auth-user-name")
+            .unwrap();
+        assert_eq!(name.1, "");
         let headers = identity_headers(&claims("Bob"), false);
         assert_eq!(headers.len(), 3);
+    }
+
+    #[test]
+    fn underscore_and_forwarding_spoofs_are_stripped() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("x_auth_user_id", "admin"),
+            ("X_Auth-User-Email", "a@b"),
+            ("forwarded", "for=1.2.3.4"),
+            ("x-real-ip", "1.2.3.4"),
+        ] {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_static(v),
+            );
+        }
+        let mut c = claims("Bob");
+        c.sid = None;
+        prepare_headers(&mut h, "192.0.2.7:5555".parse().unwrap(), None, false, &c);
+        for gone in [
+            "x_auth_user_id",
+            "x_auth-user-email",
+            "forwarded",
+            "x-real-ip",
+        ] {
+            assert!(!h.contains_key(gone), "{gone} should be stripped");
+        }
+        assert_eq!(h["x-auth-session-id"], "");
+    }
+
+    #[test]
+    fn dot_segments() {
+        for bad in ["/../admin", "/a/./b", "/a/%2e%2E/b", "/.."] {
+            assert!(has_dot_segment(bad), "{bad}");
+        }
+        for ok in ["/", "/a/b", "/a..b/c", "/.well-known/x"] {
+            assert!(!has_dot_segment(ok), "{ok}");
+        }
     }
 }

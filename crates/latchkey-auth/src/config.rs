@@ -46,6 +46,8 @@ pub struct SessionPolicy {
 }
 
 const DAY: u64 = 86_400;
+/// Upper bound for every duration setting: far beyond any sane value, far below overflow.
+const TEN_YEARS: Duration = Duration::from_secs(3650 * DAY);
 
 impl AuthConfig {
     pub fn load(src: &Source) -> Result<Self, ConfigError> {
@@ -92,10 +94,21 @@ impl AuthConfig {
             .unwrap_or_default();
 
         let session = SessionPolicy {
-            expires_in: src
-                .seconds_or("LATCHKEY_SESSION_EXPIRES_IN", Duration::from_secs(7 * DAY))?,
-            update_age: src.seconds_or("LATCHKEY_SESSION_UPDATE_AGE", Duration::from_secs(DAY))?,
-            fresh_age: src.seconds_or("LATCHKEY_SESSION_FRESH_AGE", Duration::from_secs(DAY))?,
+            expires_in: src.seconds_within(
+                "LATCHKEY_SESSION_EXPIRES_IN",
+                Duration::from_secs(7 * DAY),
+                TEN_YEARS,
+            )?,
+            update_age: src.seconds_within(
+                "LATCHKEY_SESSION_UPDATE_AGE",
+                Duration::from_secs(DAY),
+                TEN_YEARS,
+            )?,
+            fresh_age: src.seconds_within(
+                "LATCHKEY_SESSION_FRESH_AGE",
+                Duration::from_secs(DAY),
+                TEN_YEARS,
+            )?,
         };
         if session.expires_in.is_zero() {
             return Err(ConfigError::new(
@@ -103,23 +116,34 @@ impl AuthConfig {
                 "must be positive",
             ));
         }
-        let jwt_ttl = src.seconds_or("LATCHKEY_JWT_EXPIRES_IN", Duration::from_secs(900))?;
+        let jwt_ttl = src.seconds_within(
+            "LATCHKEY_JWT_EXPIRES_IN",
+            Duration::from_secs(900),
+            TEN_YEARS,
+        )?;
         if jwt_ttl.is_zero() || jwt_ttl > Duration::from_secs(DAY) {
             return Err(ConfigError::new(
                 "LATCHKEY_JWT_EXPIRES_IN",
                 "must be between 1 second and 1 day: JWTs cannot be revoked, keep them short",
             ));
         }
-        let rotation = src.seconds_or(
+        let rotation = src.seconds_within(
             "LATCHKEY_KEY_ROTATION_INTERVAL",
             Duration::from_secs(30 * DAY),
+            TEN_YEARS,
         )?;
         let keys = KeyPolicy {
             rotation_interval: (!rotation.is_zero()).then_some(rotation),
-            grace_period: src
-                .seconds_or("LATCHKEY_KEY_GRACE_PERIOD", Duration::from_secs(30 * DAY))?,
-            reload_interval: src
-                .seconds_or("LATCHKEY_KEY_RELOAD_INTERVAL", Duration::from_secs(30))?,
+            grace_period: src.seconds_within(
+                "LATCHKEY_KEY_GRACE_PERIOD",
+                Duration::from_secs(30 * DAY),
+                TEN_YEARS,
+            )?,
+            reload_interval: src.seconds_within(
+                "LATCHKEY_KEY_RELOAD_INTERVAL",
+                Duration::from_secs(30),
+                TEN_YEARS,
+            )?,
             alg: src.parse_or("LATCHKEY_JWT_ALG", Alg::EdDsa)?,
         };
         if keys.reload_interval.is_zero() {
@@ -164,8 +188,14 @@ impl AuthConfig {
         }
         let rate_limit = RateLimitPolicy {
             enabled: src.bool_or("LATCHKEY_RATE_LIMIT", true)?,
-            max: src.parse_or("LATCHKEY_RATE_LIMIT_MAX", 3)?,
-            window: src.seconds_or("LATCHKEY_RATE_LIMIT_WINDOW", Duration::from_secs(10))?,
+            max: src
+                .parse_or::<u32>("LATCHKEY_RATE_LIMIT_MAX", 3)?
+                .min(1_000_000),
+            window: src.seconds_within(
+                "LATCHKEY_RATE_LIMIT_WINDOW",
+                Duration::from_secs(10),
+                Duration::from_secs(DAY),
+            )?,
             trusted_proxies: match src.get("LATCHKEY_TRUSTED_PROXIES")? {
                 None => Vec::new(),
                 Some(list) => list
@@ -254,6 +284,22 @@ mod tests {
         env.push(("LATCHKEY_PASSWORD_HASH", "md5"));
         assert_eq!(load(&env).unwrap_err().setting, "LATCHKEY_PASSWORD_HASH");
         assert_eq!(load(&GOOD[..1]).unwrap_err().setting, "DATABASE_URL");
+    }
+
+    #[test]
+    fn absurd_durations_are_refused_at_start_not_at_request_time() {
+        let mut env = GOOD.to_vec();
+        env.push(("LATCHKEY_SESSION_EXPIRES_IN", "10000000000000"));
+        assert_eq!(
+            load(&env).unwrap_err().setting,
+            "LATCHKEY_SESSION_EXPIRES_IN"
+        );
+        let mut env = GOOD.to_vec();
+        env.push(("LATCHKEY_RATE_LIMIT_WINDOW", "99999999999"));
+        assert_eq!(
+            load(&env).unwrap_err().setting,
+            "LATCHKEY_RATE_LIMIT_WINDOW"
+        );
     }
 
     #[test]

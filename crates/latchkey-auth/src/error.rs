@@ -112,10 +112,16 @@ impl std::error::Error for AuthError {}
 
 impl From<tokio_postgres::Error> for AuthError {
     fn from(e: tokio_postgres::Error) -> Self {
-        if e.is_closed() || e.as_db_error().is_none() {
-            AuthError::Unavailable(e.to_string())
-        } else {
-            AuthError::Internal(format!("database: {e}"))
+        match e.as_db_error() {
+            // Only the code, message and constraint: the DETAIL line quotes row values
+            // (emails, tokens) that must not reach the logs.
+            Some(db) => AuthError::Internal(format!(
+                "database error {}: {} (constraint {})",
+                db.code().code(),
+                db.message(),
+                db.constraint().unwrap_or("-")
+            )),
+            None => AuthError::Unavailable(e.to_string()),
         }
     }
 }

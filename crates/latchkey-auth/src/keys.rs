@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::error::AuthError;
-use crate::signing::{Alg, Signer};
+use crate::signing::{Alg, PrivateJwk, Signer};
 use latchkey_core::db::DbPool;
 
 /// `pg_advisory_xact_lock` key for key creation and rotation ("latchkey-keys").
@@ -139,6 +139,9 @@ pub struct Keys {
     cipher: KeyCipher,
     pub policy: KeyPolicy,
     ring: RwLock<Ring>,
+    /// Serialises `ensure` calls from requests that found no key, so that a burst of them
+    /// makes one key, not one attempt each.
+    ensure_once: tokio::sync::Mutex<()>,
 }
 
 struct Row {
@@ -161,6 +164,7 @@ impl Keys {
                 signing: None,
                 jwks: Bytes::from_static(br#"{"keys":[]}"#),
             }),
+            ensure_once: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -177,6 +181,10 @@ impl Keys {
 
     /// The current signing key, creating one if the table has none usable.
     pub async fn signing_key(&self) -> Result<Arc<ActiveKey>, AuthError> {
+        if let Some(k) = self.ring.read().ok().and_then(|r| r.signing.clone()) {
+            return Ok(k);
+        }
+        let _once = self.ensure_once.lock().await;
         if let Some(k) = self.ring.read().ok().and_then(|r| r.signing.clone()) {
             return Ok(k);
         }
@@ -261,10 +269,16 @@ impl Keys {
         if !proceed {
             return Ok(None);
         }
+        // Automatic changes retire only keys of our own algorithm: during a rolling switch
+        // of LATCHKEY_JWT_ALG, replicas on either side must not keep retiring each other's key.
+        // An explicit `keys rotate` retires every current key.
         let now = now_ms();
+        let retire_all = matches!(change, Change::Always);
         tx.execute(
-            r#"update "jwks" set "expiresAt" = $1 where "expiresAt" is null or "expiresAt" > $1"#,
-            &[&now],
+            r#"update "jwks" set "expiresAt" = $1
+               where ("expiresAt" is null or "expiresAt" > $1)
+                 and ($2 or "alg" = $3 or ("alg" is null and $3 = 'EdDSA'))"#,
+            &[&now, &retire_all, &alg.as_str()],
         )
         .await?;
         let encrypted = self.cipher.encrypt(generated.private_jwk.as_bytes())?;
@@ -338,8 +352,7 @@ impl Keys {
 
     fn decrypt_row(&self, row: &Row) -> Result<ActiveKey, AuthError> {
         let plain = self.cipher.decrypt(&row.private_key)?;
-        let jwk: Map<String, Value> = serde_json::from_str(&plain)
-            .map_err(|_| AuthError::internal("decrypted signing key is not a JWK"))?;
+        let jwk = PrivateJwk::parse(&plain)?;
         Ok(ActiveKey {
             kid: row.id.clone(),
             signer: Signer::from_private_jwk(&jwk)?,
@@ -458,6 +471,7 @@ mod tests {
                 signing: None,
                 jwks: Bytes::new(),
             }),
+            ensure_once: tokio::sync::Mutex::new(()),
         };
         let key = keys.decrypt_row(&row).unwrap();
         let jwt = key.sign_jwt(&json!({"sub": "u"})).unwrap();

@@ -28,25 +28,42 @@ impl Origins {
         Self { patterns }
     }
 
-    /// Is this absolute URL (or bare origin) on a trusted origin?
+    /// Is this absolute URL (or bare origin) on a trusted origin? http(s) URLs compare by
+    /// origin; a custom scheme (`myapp://`, for mobile apps) only when a trusted pattern names
+    /// that scheme literally, so that `*` can never admit `javascript:` and friends.
     pub fn trusts_url(&self, candidate: &str) -> bool {
         let Ok(url) = url::Url::parse(candidate) else {
             return false;
         };
-        let origin = url.origin().ascii_serialization();
-        let origin = if origin == "null" {
-            // Custom schemes (myapp://) have opaque origins; compare scheme://host.
-            format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""))
-        } else {
-            origin
-        };
-        self.patterns.iter().any(|p| glob(p, &origin))
+        match url.scheme() {
+            "http" | "https" => {
+                let origin = url.origin().ascii_serialization();
+                self.patterns.iter().any(|p| glob(p, &origin))
+            }
+            "javascript" | "data" | "vbscript" | "file" | "blob" => false,
+            scheme => {
+                let prefix = format!("{scheme}:");
+                let target = format!("{scheme}://{}", url.host_str().unwrap_or(""));
+                self.patterns
+                    .iter()
+                    .filter(|p| p.to_ascii_lowercase().starts_with(&prefix))
+                    .any(|p| p.eq_ignore_ascii_case(&prefix) || glob(p, &target))
+            }
+        }
     }
 
-    /// A callback URL is fine when relative to our own site or on a trusted origin.
+    /// A callback URL is fine when it is a path on our own site or on a trusted origin.
+    /// Browsers drop tabs and newlines from URLs and treat `\` as `/`, so `"/\t/evil.com"`
+    /// would become `//evil.com`: any such character disqualifies the value.
     pub fn trusts_callback(&self, value: &str) -> bool {
-        if value.starts_with('/') && !value.starts_with("//") && !value.starts_with("/\\") {
-            return true;
+        if value
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+        {
+            return false;
+        }
+        if value.starts_with('/') {
+            return !value.starts_with("//");
         }
         self.trusts_url(value)
     }
@@ -154,6 +171,23 @@ mod tests {
     #[test]
     fn callbacks() {
         let o = origins();
+        for sneaky in [
+            "/\t/evil.com",
+            "/\n/evil.com",
+            "/\\evil.com",
+            "/ /evil.com",
+            "\t//evil.com",
+        ] {
+            assert!(!o.trusts_callback(sneaky), "{sneaky:?}");
+        }
+        let wildcard = Origins::new(
+            "http://127.0.0.1:3000",
+            &["*".into(), "*.example.org".into()],
+        );
+        assert!(!wildcard.trusts_callback("javascript://x.example.org/%0aalert(1)"));
+        assert!(!wildcard.trusts_callback("data:text/html,hi"));
+        assert!(o.trusts_callback("myapp://callback"));
+        assert!(!o.trusts_callback("otherapp://callback"));
         assert!(o.trusts_callback("/dashboard"));
         assert!(!o.trusts_callback("//evil.com/x"));
         assert!(!o.trusts_callback("https://evil.com/cb"));

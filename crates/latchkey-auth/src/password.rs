@@ -53,7 +53,7 @@ pub struct Hasher {
 
 struct Inner {
     scheme: HashScheme,
-    slots: Semaphore,
+    slots: Arc<Semaphore>,
     /// A real hash (in the configured scheme) of a random password: unknown emails verify
     /// against it so that they cost the same time as a wrong password.
     decoy: String,
@@ -69,7 +69,7 @@ impl Hasher {
         Ok(Self {
             inner: Arc::new(Inner {
                 scheme,
-                slots: Semaphore::new(max_in_flight.max(1)),
+                slots: Arc::new(Semaphore::new(max_in_flight.max(1))),
                 decoy,
             }),
         })
@@ -111,15 +111,19 @@ impl Hasher {
         &self,
         job: impl FnOnce() -> Result<T, HashError> + Send + 'static,
     ) -> Result<T, HashError> {
-        let permit = tokio::time::timeout(QUEUE_WAIT, self.inner.slots.acquire())
+        let permit = tokio::time::timeout(QUEUE_WAIT, self.inner.slots.clone().acquire_owned())
             .await
             .map_err(|_| HashError::Busy)?
             .map_err(|_| HashError::Busy)?;
-        let result = tokio::task::spawn_blocking(job)
-            .await
-            .map_err(|e| HashError::Internal(format!("hashing task failed: {e}")))?;
-        drop(permit);
-        result
+        // The permit lives inside the blocking job: if the client disconnects and this future
+        // is dropped, the hash still runs to completion, and the slot must stay taken until it
+        // has. Otherwise dropped connections would start unbounded hashes.
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            job()
+        })
+        .await
+        .map_err(|e| HashError::Internal(format!("hashing task failed: {e}")))?
     }
 }
 

@@ -111,6 +111,18 @@ impl RateLimitPolicy {
         client
     }
 
+    /// The bucket a client address counts against: IPv4 addresses alone, IPv6 addresses by
+    /// their /64, since one subscriber usually holds a whole /64.
+    pub fn bucket(ip: IpAddr) -> String {
+        match canonical(ip) {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => {
+                let net = u128::from(v6) & (u128::MAX << 64);
+                format!("{}/64", std::net::Ipv6Addr::from(net))
+            }
+        }
+    }
+
     /// Counts one request for `key`; `Err` with a 429 when over the limit.
     pub async fn check(&self, pool: &DbPool, key: &str) -> Result<(), AuthError> {
         if !self.enabled {
@@ -197,5 +209,15 @@ mod tests {
         );
         assert_eq!(p.client_ip(peer, None), peer);
         assert_eq!(p.client_ip(peer, Some("garbage")), peer);
+    }
+
+    #[test]
+    fn buckets() {
+        let b = |s: &str| RateLimitPolicy::bucket(s.parse().unwrap());
+        assert_eq!(b("192.0.2.1"), "192.0.2.1");
+        assert_eq!(b("2001:db8:1:2:3:4:5:6"), b("2001:db8:1:2:ffff::1"));
+        assert_eq!(b("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
+        assert_ne!(b("2001:db8:1:2::1"), b("2001:db8:1:3::1"));
+        assert_eq!(b("::ffff:192.0.2.1"), "192.0.2.1");
     }
 }

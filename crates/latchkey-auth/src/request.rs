@@ -24,6 +24,17 @@ impl Req {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
+    /// All `Cookie` fields joined: HTTP/2 clients may send one field per cookie (RFC 9113 §8.2.3).
+    pub fn cookie_header(&self) -> Option<String> {
+        let parts: Vec<&str> = self
+            .headers
+            .get_all("cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+
     pub fn query(&self, name: &str) -> Option<&str> {
         self.query
             .iter()

@@ -16,6 +16,7 @@ use crate::request::Req;
 use crate::state::State;
 
 const BASE: &str = "/api/auth";
+const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 #[derive(Debug, Clone, Copy)]
 enum Endpoint {
@@ -77,8 +78,21 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>, peer: SocketAddr)
         return jwt::jwks(&state);
     }
 
-    let body = match h::read_limited(body, state.config.max_body_bytes).await {
+    // A client that announces a body and trickles it must not hold the request open forever.
+    let read = h::read_limited(body, state.config.max_body_bytes);
+    let body = match tokio::time::timeout(BODY_READ_TIMEOUT, read)
+        .await
+        .unwrap_or(Err(BodyError::TimedOut))
+    {
         Ok(b) => b,
+        Err(BodyError::TimedOut) => {
+            return AuthError::api(
+                StatusCode::REQUEST_TIMEOUT,
+                "REQUEST_TIMEOUT",
+                "Request body not received in time",
+            )
+            .into_response()
+        }
         Err(BodyError::TooLarge) => {
             return AuthError::api(
                 StatusCode::PAYLOAD_TOO_LARGE,

@@ -11,7 +11,7 @@ use ed25519_dalek::Signer as _;
 use rand::RngCore;
 use rsa::traits::{PrivateKeyParts, PublicKeyParts};
 use rsa::BigUint;
-use serde_json::{json, Map, Value};
+use serde_json::json;
 use zeroize::Zeroizing;
 
 use crate::error::AuthError;
@@ -100,8 +100,10 @@ impl Signer {
                 sig.to_bytes().to_vec()
             }
             Signer::Rs256(k) => {
-                use rsa::signature::SignatureEncoding;
-                k.sign(input).to_vec()
+                use rsa::signature::{RandomizedSigner, SignatureEncoding};
+                // Randomised signing blinds the private-key operation (RUSTSEC-2023-0071);
+                // the plain `sign` of rsa 0.9 does not, and anyone can request signatures.
+                k.sign_with_rng(&mut rand::rngs::OsRng, input).to_vec()
             }
         }
     }
@@ -155,13 +157,18 @@ impl Signer {
                 ) else {
                     return Err(AuthError::internal("RSA key without CRT parameters"));
                 };
-                let private = Zeroizing::new(
-                    json!({
-                        "kty": "RSA", "n": n, "e": e, "d": big(key.d()),
-                        "p": big(p), "q": big(q), "dp": big(dp), "dq": big(dq), "qi": big(&qi),
-                    })
-                    .to_string(),
-                );
+                let secret = |n: &BigUint| Zeroizing::new(b64(&Zeroizing::new(n.to_bytes_be())));
+                let (d, p, q) = (secret(key.d()), secret(p), secret(q));
+                let (dp, dq, qi) = (secret(dp), secret(dq), secret(&qi));
+                let private = Zeroizing::new(format!(
+                    r#"{{"kty":"RSA","n":"{n}","e":"{e}","d":"{}","p":"{}","q":"{}","dp":"{}","dq":"{}","qi":"{}"}}"#,
+                    d.as_str(),
+                    p.as_str(),
+                    q.as_str(),
+                    dp.as_str(),
+                    dq.as_str(),
+                    qi.as_str()
+                ));
                 Ok(Generated {
                     public_jwk: json!({"kty": "RSA", "n": n, "e": e}).to_string(),
                     private_jwk: private,
@@ -172,47 +179,52 @@ impl Signer {
     }
 
     /// Rebuilds a signer from a decrypted private JWK, checking that its public half matches.
-    pub fn from_private_jwk(jwk: &Map<String, Value>) -> Result<Signer, AuthError> {
-        let field = |name: &str| -> Result<Zeroizing<Vec<u8>>, AuthError> {
-            let text = jwk.get(name).and_then(Value::as_str).unwrap_or_default();
+    pub fn from_private_jwk(jwk: &PrivateJwk) -> Result<Signer, AuthError> {
+        let decode = |name: &str, text: Option<&str>| -> Result<Zeroizing<Vec<u8>>, AuthError> {
             URL_SAFE_NO_PAD
-                .decode(text)
+                .decode(text.unwrap_or_default())
                 .map(Zeroizing::new)
                 .map_err(|_| {
                     AuthError::internal(format!("signing key field {name:?} is not base64url"))
                 })
         };
+        let d = decode("d", Some(jwk.d.as_str()))?;
         let mismatch = || AuthError::internal("signing key's public half does not match");
-        match jwk.get("kty").and_then(Value::as_str) {
-            Some("OKP") => {
-                let d = field("d")?;
+        match (jwk.kty.as_str(), jwk.crv.as_deref()) {
+            ("OKP", Some("Ed25519")) => {
                 let seed: &[u8; 32] = d
                     .as_slice()
                     .try_into()
                     .map_err(|_| AuthError::internal("Ed25519 'd' is not 32 bytes"))?;
                 let key = ed25519_dalek::SigningKey::from_bytes(seed);
-                if *field("x")? != key.verifying_key().to_bytes() {
+                if *decode("x", jwk.x.as_deref())? != key.verifying_key().to_bytes() {
                     return Err(mismatch());
                 }
                 Ok(Signer::Ed25519(key))
             }
-            Some("EC") if jwk.get("crv").and_then(Value::as_str) == Some("P-256") => {
-                let d = field("d")?;
+            ("EC", Some("P-256")) => {
                 let key = p256::ecdsa::SigningKey::from_slice(&d)
                     .map_err(|_| AuthError::internal("P-256 'd' is not a valid scalar"))?;
                 let point = key.verifying_key().to_encoded_point(false);
-                if point.x().map(|x| x.as_slice()) != Some(field("x")?.as_slice()) {
+                if point.x().map(|x| x.as_slice())
+                    != Some(decode("x", jwk.x.as_deref())?.as_slice())
+                {
                     return Err(mismatch());
                 }
                 Ok(Signer::Es256(key))
             }
-            Some("RSA") => {
-                let num = |name: &str| field(name).map(|b| BigUint::from_bytes_be(&b));
+            ("RSA", _) => {
+                let num = |name: &str, text: Option<&str>| {
+                    decode(name, text).map(|b| BigUint::from_bytes_be(&b))
+                };
                 let key = rsa::RsaPrivateKey::from_components(
-                    num("n")?,
-                    num("e")?,
-                    num("d")?,
-                    vec![num("p")?, num("q")?],
+                    num("n", jwk.n.as_deref())?,
+                    num("e", jwk.e.as_deref())?,
+                    BigUint::from_bytes_be(&d),
+                    vec![
+                        num("p", jwk.p.as_deref().map(String::as_str))?,
+                        num("q", jwk.q.as_deref().map(String::as_str))?,
+                    ],
                 )
                 .map_err(|e| AuthError::internal(format!("RSA key invalid: {e}")))?;
                 key.validate()
@@ -224,16 +236,37 @@ impl Signer {
     }
 }
 
+/// A decrypted private JWK. The private fields are wiped when it is dropped.
+#[derive(serde::Deserialize)]
+pub struct PrivateJwk {
+    kty: String,
+    crv: Option<String>,
+    d: Zeroizing<String>,
+    x: Option<String>,
+    n: Option<String>,
+    e: Option<String>,
+    p: Option<Zeroizing<String>>,
+    q: Option<Zeroizing<String>>,
+}
+
+impl PrivateJwk {
+    pub fn parse(json: &str) -> Result<Self, AuthError> {
+        serde_json::from_str(json)
+            .map_err(|_| AuthError::internal("decrypted signing key is not a private JWK"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{Map, Value};
 
     #[test]
     fn every_alg_round_trips_through_its_private_jwk() {
         for alg in [Alg::EdDsa, Alg::Es256, Alg::Rs256] {
             let g = Signer::generate(alg).unwrap();
-            let jwk: Map<String, Value> = serde_json::from_str(&g.private_jwk).unwrap();
-            let again = Signer::from_private_jwk(&jwk).unwrap();
+            let again =
+                Signer::from_private_jwk(&PrivateJwk::parse(&g.private_jwk).unwrap()).unwrap();
             assert_eq!(again.alg(), alg);
             let public: Map<String, Value> = serde_json::from_str(&g.public_jwk).unwrap();
             assert!(public.get("d").is_none(), "{alg}: public JWK leaks d");
@@ -251,6 +284,7 @@ mod tests {
         let mut jwk: Map<String, Value> = serde_json::from_str(&g.private_jwk).unwrap();
         let other_pub: Map<String, Value> = serde_json::from_str(&other.public_jwk).unwrap();
         jwk.insert("x".into(), other_pub["x"].clone());
+        let jwk = PrivateJwk::parse(&Value::Object(jwk).to_string()).unwrap();
         assert!(Signer::from_private_jwk(&jwk).is_err());
     }
 }

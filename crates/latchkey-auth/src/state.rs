@@ -58,15 +58,15 @@ impl State {
                 }
             }
         }
-        let header = req.header("cookie")?;
-        let signed = cookies::find_cookie(header, &self.cookies.name(cookies::SESSION_TOKEN))?;
+        let header = req.cookie_header()?;
+        let signed = cookies::find_cookie(&header, &self.cookies.name(cookies::SESSION_TOKEN))?;
         self.cookies.verify(&signed).map(str::to_string)
     }
 
     /// Did the caller ask not to be remembered (a signed `dont_remember` cookie)?
     pub fn dont_remember(&self, req: &Req) -> bool {
-        req.header("cookie")
-            .and_then(|h| cookies::find_cookie(h, &self.cookies.name(cookies::DONT_REMEMBER)))
+        req.cookie_header()
+            .and_then(|h| cookies::find_cookie(&h, &self.cookies.name(cookies::DONT_REMEMBER)))
             .is_some_and(|v| self.cookies.verify(&v) == Some("true"))
     }
 

@@ -173,6 +173,23 @@ pub async fn set_password(
     Ok(())
 }
 
+/// Replaces `old` with an upgraded hash of the same password, unless the password changed in
+/// the meantime (a concurrent change-password must not be undone by a sign-in's rehash).
+pub async fn upgrade_password(
+    c: &impl GenericClient,
+    account_id: &str,
+    old: &str,
+    hash: &str,
+) -> Result<(), AuthError> {
+    c.execute(
+        r#"update "account" set "password" = $3, "updatedAt" = $4
+           where "id" = $1 and "password" = $2"#,
+        &[&account_id, &old, &hash, &now_ms()],
+    )
+    .await?;
+    Ok(())
+}
+
 pub async fn insert_session(
     c: &impl GenericClient,
     new: NewSession<'_>,

@@ -139,6 +139,23 @@ impl Source {
         Ok(Duration::from_secs(secs))
     }
 
+    /// A duration in whole seconds, at most `max` (so that date arithmetic cannot overflow).
+    pub fn seconds_within(
+        &self,
+        name: &str,
+        default: Duration,
+        max: Duration,
+    ) -> Result<Duration, ConfigError> {
+        let value = self.seconds_or(name, default)?;
+        if value > max {
+            return Err(ConfigError::new(
+                name,
+                format!("must be at most {} seconds", max.as_secs()),
+            ));
+        }
+        Ok(value)
+    }
+
     pub fn bool_or(&self, name: &str, default: bool) -> Result<bool, ConfigError> {
         match self.get(name)?.as_deref().map(str::trim) {
             None => Ok(default),

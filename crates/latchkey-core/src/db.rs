@@ -16,6 +16,9 @@ pub use deadpool_postgres::{Object as Client, Pool as DbPool, PoolError};
 pub fn pool(url: &SecretString, max_size: usize) -> Result<Pool, ConfigError> {
     let parsed = parse_url(url.expose_secret())?;
     let mut pg = parsed.config;
+    if !parsed.tls {
+        warn_if_plaintext_to_remote(&pg);
+    }
     if pg.get_connect_timeout().is_none() {
         pg.connect_timeout(Duration::from_secs(5));
     }
@@ -41,6 +44,25 @@ pub fn pool(url: &SecretString, max_size: usize) -> Result<Pool, ConfigError> {
         .recycle_timeout(Some(Duration::from_secs(5)))
         .build()
         .map_err(|e| ConfigError::new("DATABASE_URL", format!("cannot build pool: {e}")))
+}
+
+/// Plaintext is fine over a unix socket or loopback; elsewhere the password and every row cross
+/// the network readable, so say so (libpq's `prefer` would at least try TLS).
+fn warn_if_plaintext_to_remote(pg: &tokio_postgres::Config) {
+    use tokio_postgres::config::Host;
+    for host in pg.get_hosts() {
+        if let Host::Tcp(name) = host {
+            let local = name == "localhost"
+                || name
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            if !local {
+                tracing::warn!(
+                    "DATABASE_URL connects to {name} without TLS; add sslmode=verify-full"
+                );
+            }
+        }
+    }
 }
 
 struct ParsedUrl {

@@ -46,6 +46,8 @@ pub fn status_only(status: StatusCode) -> HttpResponse {
 #[derive(Debug)]
 pub enum BodyError {
     TooLarge,
+    /// Not produced here: for callers that bound the read with a timeout.
+    TimedOut,
     Read(String),
 }
 

@@ -19,6 +19,9 @@ use crate::http::HttpResponse;
 
 /// Request heads larger than this are refused by hyper before our code sees them.
 pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+/// Open connections beyond this wait in the kernel's accept queue instead of using up file
+/// descriptors (slow clients trickling bytes could otherwise exhaust them).
+pub const MAX_CONNECTIONS: usize = 10_000;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Serves `handler` on `listener` until `shutdown` resolves, then drains open connections.
@@ -44,9 +47,17 @@ pub async fn serve<H, F>(
     let builder = Arc::new(builder);
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let graceful = GracefulShutdown::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::pin!(shutdown);
 
     loop {
+        let permit = tokio::select! {
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
@@ -71,6 +82,7 @@ pub async fn serve<H, F>(
                 let conn = builder.serve_connection(TokioIo::new(stream), service);
                 let conn = graceful.watch(conn.into_owned());
                 tokio::spawn(async move {
+                    let _permit = permit;
                     if let Err(e) = conn.await {
                         tracing::debug!("connection from {peer}: {e}");
                     }
@@ -80,6 +92,7 @@ pub async fn serve<H, F>(
                 let acceptor = acceptor.clone();
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
+                    let _permit = permit;
                     let handshake =
                         tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
                     let stream = match handshake.await {

@@ -114,6 +114,14 @@ impl Verifier {
                 config.jwks_url
             )));
         }
+        if jwks_uri.scheme_str() == Some("http") && !is_local(jwks_uri.host().unwrap_or_default()) {
+            // Whoever can tamper with this fetch can mint identities; allowed (dev setups,
+            // private networks) but said out loud.
+            tracing::warn!(
+                "JWKS URL {} is plain http to a non-local host: use https",
+                config.jwks_url
+            );
+        }
         if config.issuer.is_empty() || config.audience.is_empty() {
             return Err(Error::Config(
                 "issuer and audience must not be empty".into(),
@@ -331,4 +339,12 @@ fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn is_local(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }

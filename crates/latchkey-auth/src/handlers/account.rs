@@ -98,7 +98,10 @@ pub async fn sign_in(st: &State, req: &Req) -> Result<Reply, AuthError> {
     check_callback(st, callback.as_deref())?;
     if password.expose_secret().encode_utf16().count() > MAX_PASSWORD {
         // Can never match a stored password; not worth hashing.
-        return Err(AuthError::bad_request("PASSWORD_TOO_LONG", "Password too long"));
+        return Err(AuthError::bad_request(
+            "PASSWORD_TOO_LONG",
+            "Password too long",
+        ));
     }
     let email = email.to_lowercase();
 
@@ -133,7 +136,8 @@ pub async fn sign_in(st: &State, req: &Req) -> Result<Reply, AuthError> {
         // Best effort: a failed upgrade must not fail the sign-in; the next one retries.
         match st.hasher.hash(&password).await {
             Ok(hash) => {
-                if let Err(e) = store::set_password(&client, &account_id, &hash).await {
+                if let Err(e) = store::upgrade_password(&client, &account_id, &stored, &hash).await
+                {
                     tracing::warn!(user = %user.id, "password rehash not stored: {e}");
                 }
             }
