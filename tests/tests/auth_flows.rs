@@ -875,3 +875,71 @@ fn rate_limit_keys_on_forwarded_for_only_from_trusted_proxies() {
     attempt(&proxied, "198.51.100.1").expect(429);
     attempt(&proxied, "198.51.100.2").expect(401);
 }
+
+#[test]
+fn list_accounts_verify_password_update_session() {
+    let auth = Auth::start();
+    let s = auth.new_user();
+    let c = auth.client();
+
+    let r = c.get("/api/auth/list-accounts").bearer(&s.bearer).send();
+    r.expect(200);
+    let accounts = r.json();
+    assert_eq!(accounts.as_array().map(Vec::len), Some(1), "{accounts}");
+    let account = &accounts[0];
+    assert_eq!(account["providerId"], "credential");
+    assert_eq!(account["accountId"], s.user["id"]);
+    assert_eq!(account["userId"], s.user["id"]);
+    assert_eq!(account["scopes"], json!([]));
+    assert!(account.get("password").is_none(), "{account}");
+    c.get("/api/auth/list-accounts")
+        .send()
+        .expect_error(401, "UNAUTHORIZED");
+
+    let verify = |password: &str| {
+        c.post("/api/auth/verify-password")
+            .bearer(&s.bearer)
+            .json(&json!({ "password": password }))
+            .send()
+    };
+    let ok = verify(PASSWORD);
+    ok.expect(200);
+    assert_eq!(ok.json(), json!({"status": true}));
+    verify("not the password").expect_error(400, "INVALID_PASSWORD");
+
+    let r = c
+        .post("/api/auth/update-session")
+        .bearer(&s.bearer)
+        .json(&json!({}))
+        .send();
+    r.expect(400);
+    assert_eq!(r.json(), json!({"message": "No fields to update"}));
+}
+
+/// A genuine cookie whose session is gone gets 401 and, like Better-Auth, its cookies cleared.
+#[test]
+fn ended_session_cookie_is_cleared_on_401() {
+    let auth = Auth::start();
+    let s = auth.new_user();
+    auth.db.execute(&format!(
+        r#"delete from "session" where "token" = '{}'"#,
+        s.token
+    ));
+    let r = auth.client().get("/api/auth/token").cookies(&s.jar).send();
+    r.expect_error(401, "UNAUTHORIZED");
+    let cleared = r
+        .set_cookie(SESSION_COOKIE)
+        .expect("session cookie cleared");
+    assert!(cleared.is_removal());
+    assert_eq!(r.headers_all("set-cookie").len(), 3);
+}
+
+#[test]
+fn array_body_is_a_validation_error() {
+    let auth = Auth::start();
+    auth.client()
+        .post("/api/auth/sign-up/email")
+        .json(&json!([]))
+        .send()
+        .expect_error(400, "VALIDATION_ERROR");
+}

@@ -19,6 +19,9 @@ pub enum AuthError {
     },
     /// Better-Auth answers unknown paths and wrong methods with an empty 404.
     NotFound,
+    /// 401 for a genuine session cookie whose session has ended: like Better-Auth, the
+    /// answer also clears the cookies (these `Set-Cookie` values).
+    SessionEnded { clear_cookies: Vec<String> },
     /// Over a rate limit (spec §11: 429, `X-Retry-After`, a body without `code`).
     RateLimited { retry_after_secs: u64 },
     /// The database could not be reached in time.
@@ -69,6 +72,15 @@ impl AuthError {
                 message,
             } => h::json(status, &json!({ "message": message })),
             AuthError::NotFound => h::status_only(StatusCode::NOT_FOUND),
+            AuthError::SessionEnded { clear_cookies } => {
+                let mut resp = AuthError::unauthorized().into_response();
+                for cookie in clear_cookies {
+                    if let Ok(v) = http::HeaderValue::from_str(&cookie) {
+                        resp.headers_mut().append(http::header::SET_COOKIE, v);
+                    }
+                }
+                resp
+            }
             AuthError::RateLimited { retry_after_secs } => {
                 let mut resp = h::json(
                     StatusCode::TOO_MANY_REQUESTS,
@@ -101,6 +113,7 @@ impl fmt::Display for AuthError {
         match self {
             AuthError::Api { message, .. } => f.write_str(message),
             AuthError::NotFound => f.write_str("not found"),
+            AuthError::SessionEnded { .. } => f.write_str("Unauthorized"),
             AuthError::RateLimited { .. } => f.write_str("rate limited"),
             AuthError::Unavailable(d) => write!(f, "database unavailable: {d}"),
             AuthError::Internal(d) => f.write_str(d),

@@ -81,11 +81,13 @@ impl Req {
                 }
                 match serde_json::from_slice::<Value>(&self.body) {
                     Ok(Value::Object(map)) => Ok(map),
-                    Ok(_) => Err(AuthError::api(
-                        StatusCode::BAD_REQUEST,
-                        "BODY_MUST_BE_AN_OBJECT",
-                        "Body must be an object",
-                    )),
+                    Ok(other) => Err(AuthError::bad_request("VALIDATION_ERROR", {
+                        let got = kind(Some(&other));
+                        format!(
+                            "[body] Invalid input: expected object, received {got}; \
+                                 [body] Invalid input: expected record, received {got}"
+                        )
+                    })),
                     Err(_) => Err(AuthError::bad_request(
                         "BAD_REQUEST",
                         "Invalid JSON in request body",

@@ -34,6 +34,9 @@ enum Endpoint {
     ChangePassword,
     Token,
     Jwks,
+    ListAccounts,
+    VerifyPassword,
+    UpdateSession,
 }
 
 fn route(method: &Method, path: &str) -> Option<Endpoint> {
@@ -55,6 +58,9 @@ fn route(method: &Method, path: &str) -> Option<Endpoint> {
         "/change-password" if post => ChangePassword,
         "/token" if get => Token,
         "/jwks" if get => Jwks,
+        "/list-accounts" if get => ListAccounts,
+        "/verify-password" if post => VerifyPassword,
+        "/update-session" if post => UpdateSession,
         _ => return None,
     })
 }
@@ -133,7 +139,7 @@ async fn dispatch(st: &State, endpoint: Endpoint, req: &Req) -> Result<HttpRespo
     if !matches!(req.method, Method::GET | Method::HEAD | Method::OPTIONS) {
         st.origins.check_cookie_request(req)?;
     }
-    if matches!(endpoint, SignUp | SignIn | ChangePassword) {
+    if matches!(endpoint, SignUp | SignIn | ChangePassword | VerifyPassword) {
         let policy = &st.config.rate_limit;
         let ip = policy.client_ip(req.peer.ip(), req.header("x-forwarded-for"));
         policy
@@ -146,7 +152,7 @@ async fn dispatch(st: &State, endpoint: Endpoint, req: &Req) -> Result<HttpRespo
         SignIn => account::sign_in(st, req).await?,
         SignOut => account::sign_out(st, req).await?,
         GetSession => sessions::get_session(st, req).await?,
-        GetSessionPost => return Err(sessions::get_session_post()),
+        GetSessionPost => sessions::get_session_post(),
         ListSessions => sessions::list_sessions(st, req).await?,
         RevokeSession => sessions::revoke_session(st, req).await?,
         RevokeSessions => sessions::revoke_sessions(st, req).await?,
@@ -154,6 +160,9 @@ async fn dispatch(st: &State, endpoint: Endpoint, req: &Req) -> Result<HttpRespo
         UpdateUser => user::update_user(st, req).await?,
         ChangePassword => user::change_password(st, req).await?,
         Token => jwt::token(st, req).await?,
+        ListAccounts => user::list_accounts(st, req).await?,
+        VerifyPassword => user::verify_password(st, req).await?,
+        UpdateSession => sessions::update_session(st, req).await?,
         Jwks => return Result::Ok(jwt::jwks(st)),
     };
     Result::Ok(reply.into_response())

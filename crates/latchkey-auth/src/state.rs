@@ -89,7 +89,10 @@ impl State {
     pub async fn require_session(&self, req: &Req) -> Result<(Session, User), AuthError> {
         match self.lookup(req).await? {
             Lookup::Active(found) => Ok(*found),
-            _ => Err(AuthError::unauthorized()),
+            Lookup::Ended => Err(AuthError::SessionEnded {
+                clear_cookies: self.cookies.expire_all(),
+            }),
+            Lookup::Anonymous => Err(AuthError::unauthorized()),
         }
     }
 

@@ -320,3 +320,38 @@ pub async fn update_user(
             .map(|r| User::from_row(&r, 0)),
     )
 }
+
+/// Account rows as Better-Auth's list-accounts shows them: no password, no tokens.
+pub async fn list_accounts(
+    c: &impl GenericClient,
+    user_id: &str,
+) -> Result<Vec<serde_json::Value>, AuthError> {
+    let rows = c
+        .query(
+            r#"select "accountId", "providerId", "userId", "createdAt", "updatedAt", "id", "scope"
+               from "account" where "userId" = $1 order by "createdAt""#,
+            &[&user_id],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let created: DateTime<Utc> = r.get(3);
+            let updated: DateTime<Utc> = r.get(4);
+            let scope: Option<String> = r.get(6);
+            let scopes: Vec<&str> = scope
+                .as_deref()
+                .map(|s| s.split([',', ' ']).filter(|x| !x.is_empty()).collect())
+                .unwrap_or_default();
+            serde_json::json!({
+                "accountId": r.get::<_, String>(0),
+                "providerId": r.get::<_, String>(1),
+                "userId": r.get::<_, String>(2),
+                "createdAt": created.to_rfc3339_opts(SecondsFormat::Millis, true),
+                "updatedAt": updated.to_rfc3339_opts(SecondsFormat::Millis, true),
+                "id": r.get::<_, String>(5),
+                "scopes": scopes,
+            })
+        })
+        .collect())
+}

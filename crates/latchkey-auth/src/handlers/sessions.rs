@@ -49,12 +49,23 @@ pub async fn get_session(st: &State, req: &Req) -> Result<Reply, AuthError> {
 }
 
 /// Better-Auth answers POST on get-session with a 405 unless deferred refresh is on.
-pub fn get_session_post() -> AuthError {
-    AuthError::api(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "METHOD_NOT_ALLOWED_DEFER_SESSION_REQUIRED",
-        "POST method requires deferSessionRefresh to be enabled in session config",
-    )
+pub fn get_session_post() -> Reply {
+    Reply::json(json!({
+        "message": "POST method requires deferSessionRefresh to be enabled in session config",
+        "code": "METHOD_NOT_ALLOWED_DEFER_SESSION_REQUIRED",
+    }))
+    .status(StatusCode::METHOD_NOT_ALLOWED)
+    .header("cache-control", "no-store")
+}
+
+/// Better-Auth's `update-session` takes only configured additional fields, and there are none.
+pub async fn update_session(st: &State, req: &Req) -> Result<Reply, AuthError> {
+    st.require_session(req).await?;
+    Err(AuthError::Api {
+        status: StatusCode::BAD_REQUEST,
+        code: None,
+        message: "No fields to update".into(),
+    })
 }
 
 pub async fn list_sessions(st: &State, req: &Req) -> Result<Reply, AuthError> {

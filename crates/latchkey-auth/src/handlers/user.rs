@@ -109,3 +109,37 @@ pub async fn change_password(st: &State, req: &Req) -> Result<Reply, AuthError> 
         None => Reply::json(json!({"token": null, "user": user})),
     })
 }
+
+/// Checks the caller's password (a step-up before sensitive actions in the app).
+pub async fn verify_password(st: &State, req: &Req) -> Result<Reply, AuthError> {
+    let body = req.body_object(false)?;
+    let mut f = Fields::new(&body);
+    let password = f.string("password");
+    f.finish()?;
+    let Some(password) = password.map(SecretString::from) else {
+        return Err(AuthError::internal("validated fields missing"));
+    };
+    let (_, user) = st.require_session(req).await?;
+    let client = st.pool.get().await?;
+    let stored = store::credential(&client, &user.id).await?;
+    drop(client);
+    let ok = match stored {
+        Some((_, Some(stored))) => st.hasher.verify(&password, &stored).await?.ok,
+        _ => false,
+    };
+    if !ok {
+        return Err(AuthError::bad_request(
+            "INVALID_PASSWORD",
+            "Invalid password",
+        ));
+    }
+    Ok(Reply::json(json!({"status": true})))
+}
+
+/// The caller's linked accounts, without secrets (no password hash, no provider tokens).
+pub async fn list_accounts(st: &State, req: &Req) -> Result<Reply, AuthError> {
+    let (_, user) = st.require_session(req).await?;
+    let client = st.pool.get().await?;
+    let accounts = store::list_accounts(&client, &user.id).await?;
+    Ok(Reply::json(Value::Array(accounts)))
+}

@@ -1,0 +1,97 @@
+// A real Better-Auth 1.7 server with the reference configuration of
+// /work/shared/better-auth-compat.md §0 (pg Pool, emailAndPassword, jwt() + bearer()),
+// served in-process with node:http + toNodeHandler.
+//
+// As a module: `startBA({...})` / `migrateBA({...})`. As a program (`node ba.mjs`), it serves
+// until SIGTERM, configured by env:
+//   DATABASE_URL, BETTER_AUTH_SECRET, BETTER_AUTH_URL (http://127.0.0.1:PORT; the port is
+//   taken from it), BETTER_AUTH_TRUSTED_ORIGINS (read by Better-Auth itself), JWT_ALG,
+//   BA_MIGRATE=1 to run Better-Auth's own migrator first.
+
+import http from "node:http";
+import { betterAuth } from "better-auth";
+import { getMigrations } from "better-auth/db/migration";
+import { toNodeHandler } from "better-auth/node";
+import { bearer, jwt } from "better-auth/plugins";
+import pg from "pg";
+
+export function baOptions({ databaseUrl, secret, baseURL, alg = "EdDSA", pool }) {
+  const jwtOptions = alg && alg !== "EdDSA" ? { jwks: { keyPairConfig: { alg } } } : undefined;
+  return {
+    database: pool ?? new pg.Pool({ connectionString: databaseUrl, max: 5 }),
+    secret,
+    baseURL,
+    emailAndPassword: { enabled: true, sendResetPassword: async () => {} },
+    emailVerification: { sendVerificationEmail: async () => {} },
+    plugins: [jwt(jwtOptions), bearer()],
+    telemetry: { enabled: false },
+  };
+}
+
+/** Better-Auth's own migrator on `databaseUrl`. Returns what it found to do (before doing it). */
+export async function migrateBA({ databaseUrl, secret, baseURL, alg, run = true }) {
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 });
+  try {
+    const options = baOptions({ databaseUrl, secret, baseURL, alg, pool });
+    const m = await getMigrations(options);
+    const plan = {
+      toBeCreated: m.toBeCreated.map((t) => t.table),
+      toBeAdded: m.toBeAdded.map((t) => ({ table: t.table, fields: Object.keys(t.fields) })),
+      toBeAddedIndexes: (m.toBeAddedIndexes ?? []).map((i) => i.name),
+      unsafeChanges: m.unsafeChanges ?? [],
+      schemaProblems: m.schemaProblems ?? [],
+      sql: await m.compileMigrations(),
+    };
+    if (run) await m.runMigrations();
+    return plan;
+  } finally {
+    await pool.end();
+  }
+}
+
+/**
+ * Serves Better-Auth on 127.0.0.1:`listenPort` (default: the port of `baseURL`; another port
+ * stands for a second instance behind the same public URL). Returns `{auth, url, close()}`.
+ */
+export async function startBA({ databaseUrl, secret, baseURL, alg, listenPort }) {
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 5 });
+  const auth = betterAuth(baOptions({ databaseUrl, secret, baseURL, alg, pool }));
+  const url = new URL(baseURL);
+  const server = http.createServer(toNodeHandler(auth));
+  await new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(Number(listenPort ?? url.port), "127.0.0.1", resolve);
+  });
+  return {
+    auth,
+    url: `http://127.0.0.1:${listenPort ?? url.port}`,
+    async close() {
+      server.closeAllConnections?.();
+      await new Promise((r) => server.close(r));
+      await pool.end();
+    },
+  };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const databaseUrl = process.env.DATABASE_URL;
+  const secret = process.env.BETTER_AUTH_SECRET;
+  const baseURL = process.env.BETTER_AUTH_URL;
+  const alg = process.env.JWT_ALG || "EdDSA";
+  if (!databaseUrl || !secret || !baseURL) {
+    console.error("ba.mjs needs DATABASE_URL, BETTER_AUTH_SECRET and BETTER_AUTH_URL");
+    process.exit(2);
+  }
+  if (process.env.BA_MIGRATE === "1") {
+    const plan = await migrateBA({ databaseUrl, secret, baseURL, alg });
+    console.log(`better-auth migrator: created ${JSON.stringify(plan.toBeCreated)}`);
+  }
+  const ba = await startBA({ databaseUrl, secret, baseURL, alg });
+  console.log(`better-auth ${ba.url} ready`);
+  const stop = async () => {
+    await ba.close();
+    process.exit(0);
+  };
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+}

@@ -1,0 +1,262 @@
+// Suite 2a: a database created and filled by a real Better-Auth server is taken over by
+// latchkey-auth. Three phases, run by tests/tests/compat.rs around the daemons:
+//
+//   node from-ba.mjs fill     Better-Auth (its own migrator, in-process server on the port of
+//                             BETTER_AUTH_URL) signs users up, keeps a cookie, a bearer token and
+//                             a JWT it signed; writes STATE_FILE; stops.
+//   node from-ba.mjs check    latchkey-auth (AUTH_URL, same DB, same secret, same URL) and
+//                             latchkey-api (API_URL) are up: old passwords, cookies, bearer tokens
+//                             and JWTs work, hashes become $argon2id$, and latchkey signs with BA's
+//                             key. Then a Better-Auth server runs beside latchkey on the same DB
+//                             (zero-downtime switch): sessions cross over both ways.
+//   node from-ba.mjs rotated  after `latchkey-auth keys rotate`: a new kid signs, BA's key is
+//                             still published and its old JWT still verifies.
+//
+// Environment: DATABASE_URL, BETTER_AUTH_SECRET, BETTER_AUTH_URL (fill), AUTH_URL, API_URL,
+// STATE_FILE, JWT_ALG (default EdDSA), BA_SIDE_PORT (check: a free port for the side-by-side BA).
+
+import fs from "node:fs";
+import pg from "pg";
+import { migrateBA, startBA } from "./ba.mjs";
+import {
+  assert, done, env, fails, http, jwtHeader, makeClient, ok, randomEmail, step, verifyJwt,
+} from "./lib.mjs";
+
+const phase = process.argv[2];
+const DB = env("DATABASE_URL");
+const STATE_FILE = env("STATE_FILE");
+const ALG = process.env.JWT_ALG || "EdDSA";
+
+async function sql(text, params = []) {
+  const c = new pg.Client({ connectionString: DB });
+  await c.connect();
+  try {
+    return (await c.query(text, params)).rows;
+  } finally {
+    await c.end();
+  }
+}
+
+async function passwordHash(userId) {
+  const rows = await sql(`SELECT password FROM "account" WHERE "userId" = $1 AND "providerId" = 'credential'`, [userId]);
+  assert.equal(rows.length, 1, `one credential account for ${userId}`);
+  return rows[0].password;
+}
+
+const SCRYPT_RE = /^[0-9a-f]{32}:[0-9a-f]{128}$/;
+
+async function me(api, jwt) {
+  return http("GET", `${api}/api/me`, { headers: { authorization: `Bearer ${jwt}` } });
+}
+
+if (phase === "fill") {
+  const secret = env("BETTER_AUTH_SECRET");
+  const baseURL = env("BETTER_AUTH_URL").replace(/\/$/, "");
+  const state = { baseURL, users: [] };
+  let ba;
+  await step("Better-Auth's own migrator creates the schema", async () => {
+    const plan = await migrateBA({ databaseUrl: DB, secret, baseURL, alg: ALG });
+    assert.deepEqual(plan.toBeCreated.sort(), ["account", "jwks", "session", "user", "verification"]);
+  }, { fatal: true });
+  await step("a real Better-Auth server starts", async () => {
+    ba = await startBA({ databaseUrl: DB, secret, baseURL, alg: ALG });
+  }, { fatal: true });
+
+  await step("users sign up through Better-Auth (HTTP client and auth.api)", async () => {
+    const users = [
+      { name: "Alice", email: randomEmail("alice"), password: "alice password 1" },
+      { name: "Bob", email: randomEmail("bob"), password: "bob password 22" },
+      // NFKC: the ligature "ﬁ" is hashed as "fi".
+      { name: "Zoë", email: randomEmail("zoe"), password: "ﬁve épées ünïcode" },
+    ];
+    const A = makeClient(baseURL);
+    const a = ok(await A.client.signUp.email({ ...users[0], email: users[0].email.toUpperCase() }), "alice signUp");
+    users[0].id = a.user.id;
+    assert.equal(a.user.email, users[0].email);
+    const B = makeClient(baseURL, { bearer: true });
+    const b = ok(await B.client.signUp.email(users[1]), "bob signUp");
+    users[1].id = b.user.id;
+    const z = await ba.auth.api.signUpEmail({ body: users[2] });
+    users[2].id = z.user.id;
+    state.users = users;
+    state.aliceCookie = A.jar.header();
+    state.aliceToken = a.token;
+    assert.match(state.aliceCookie, /better-auth\.session_token=/);
+    state.bobBearer = B.state.token;
+    assert.ok(state.bobBearer?.includes("."), "bob's set-auth-token");
+    // Sign in once more so each user has a second (sign-in) session too.
+    ok(await makeClient(baseURL).client.signIn.email({ email: users[0].email, password: users[0].password }));
+    for (const u of users) assert.match(await passwordHash(u.id), SCRYPT_RE, `${u.name}'s hash is BA scrypt`);
+  }, { fatal: true });
+
+  await step("Better-Auth signs JWTs (its key is created lazily)", async () => {
+    const A = makeClient(baseURL);
+    A.jar.cookies.set("better-auth.session_token", state.aliceCookie.split("=").slice(1).join("="));
+    const { token } = ok(await A.client.token(), "token");
+    const s = ok(await A.client.getSession(), "getSession");
+    assert.equal(s.user.id, state.users[0].id);
+    state.jwt = token;
+    state.jwtFromHeader = A.last().headers.get("set-auth-jwt");
+    const header = jwtHeader(token);
+    assert.equal(header.alg, ALG);
+    const rows = await sql(`SELECT id, alg, crv, "privateKey" FROM "jwks"`);
+    assert.equal(rows.length, 1, "BA made exactly one key");
+    assert.equal(rows[0].id, header.kid);
+    assert.match(rows[0].privateKey, /^"[0-9a-f]+"$/, "BA's encrypted private key format");
+    state.kid = header.kid;
+    state.jwksEntry = ok(await A.client.jwks()).keys.find((k) => k.kid === header.kid);
+    await verifyJwt(token, `${baseURL}/api/auth/jwks`, new URL(baseURL).origin, { algorithms: [ALG] });
+  }, { fatal: true });
+
+  await ba.close();
+  fs.writeFileSync(STATE_FILE, JSON.stringify(state, null, 2));
+  done("from-ba.mjs fill");
+}
+
+if (phase === "check") {
+  const AUTH = env("AUTH_URL").replace(/\/$/, "");
+  const API = env("API_URL").replace(/\/$/, "");
+  const state = JSON.parse(fs.readFileSync(STATE_FILE, "utf8"));
+  const ISS = new URL(AUTH).origin;
+  const JWKS = `${AUTH}/api/auth/jwks`;
+  assert.equal(state.baseURL, AUTH, "latchkey must take over Better-Auth's URL");
+  const [alice, bob, zoe] = state.users;
+
+  await step("latchkey's JWKS publishes Better-Auth's key (same kid)", async () => {
+    const j = await http("GET", JWKS);
+    assert.equal(j.status, 200);
+    const key = j.body.keys.find((k) => k.kid === state.kid);
+    assert.ok(key, `kid ${state.kid} in ${j.text}`);
+    assert.equal(key.alg, ALG);
+    assert.deepEqual(key, state.jwksEntry, "the JWKS entry is exactly the one Better-Auth published");
+    const wk = await http("GET", `${AUTH}/.well-known/jwks.json`);
+    assert.ok(wk.body.keys.some((k) => k.kid === state.kid), ".well-known too");
+    const rows = await sql(`SELECT count(*)::int AS n FROM "jwks"`);
+    assert.equal(rows[0].n, 1, "latchkey did not mint a key of its own");
+  });
+
+  await step("a JWT Better-Auth signed before the switch verifies (jose + latchkey-api /api/me)", async () => {
+    for (const t of [state.jwt, state.jwtFromHeader]) {
+      const { payload } = await verifyJwt(t, JWKS, ISS, { algorithms: [ALG] });
+      assert.equal(payload.sub, alice.id);
+      const r = await me(API, t);
+      assert.equal(r.status, 200, `/api/me: ${r.status} ${r.text}`);
+      assert.ok(r.text.includes(alice.id), r.text);
+    }
+  });
+
+  await step("Better-Auth's session cookie is still valid on latchkey's get-session", async () => {
+    const r = await http("GET", `${AUTH}/api/auth/get-session`, { headers: { cookie: state.aliceCookie } });
+    assert.equal(r.status, 200);
+    assert.ok(r.body, `a session, got ${r.text}`);
+    assert.equal(r.body.user.id, alice.id);
+    assert.equal(r.body.session.token, state.aliceToken);
+    const jwt = r.headers.get("set-auth-jwt");
+    assert.ok(jwt, "set-auth-jwt");
+    assert.equal(jwtHeader(jwt).kid, state.kid, "latchkey signs with Better-Auth's key");
+    await verifyJwt(jwt, JWKS, ISS, { algorithms: [ALG] });
+    assert.equal((await me(API, jwt)).status, 200);
+  });
+
+  await step("Better-Auth's bearer token (set-auth-token) works on latchkey", async () => {
+    const B = makeClient(AUTH, { bearer: true, sendOrigin: false });
+    B.state.token = state.bobBearer;
+    const s = ok(await B.client.getSession());
+    assert.equal(s?.user.id, bob.id);
+    const { token } = ok(await B.client.token());
+    assert.equal(jwtHeader(token).kid, state.kid);
+    assert.equal((await me(API, token)).status, 200);
+  });
+
+  await step("old users sign in with their old passwords; hashes are rehashed to $argon2id$", async () => {
+    for (const u of state.users) {
+      assert.match(await passwordHash(u.id), SCRYPT_RE, `${u.name}: untouched before sign-in`);
+      const X = makeClient(AUTH);
+      fails(await X.client.signIn.email({ email: u.email, password: u.password + "x" }), 401, "INVALID_EMAIL_OR_PASSWORD", `${u.name} wrong pw`);
+      assert.match(await passwordHash(u.id), SCRYPT_RE, `${u.name}: a failed sign-in does not rehash`);
+      const d = ok(await X.client.signIn.email({ email: u.email.toUpperCase(), password: u.password }), `${u.name} signIn`);
+      assert.equal(d.user.id, u.id);
+      const h = await passwordHash(u.id);
+      assert.ok(h.startsWith("$argon2id$"), `${u.name}: rehashed, got ${h.slice(0, 20)}…`);
+      // …and the argon2id hash verifies too.
+      ok(await makeClient(AUTH).client.signIn.email({ email: u.email, password: u.password }), `${u.name} signIn after rehash`);
+      fails(await makeClient(AUTH).client.signIn.email({ email: u.email, password: "wrong password" }), 401, "INVALID_EMAIL_OR_PASSWORD");
+    }
+    // NFKC: "ﬁ" and "fi" are the same password.
+    ok(await makeClient(AUTH).client.signIn.email({ email: zoe.email, password: zoe.password.replace("ﬁ", "fi") }), "NFKC-equivalent password");
+  });
+
+  await step("new tokens from latchkey carry Better-Auth's kid", async () => {
+    const A = makeClient(AUTH);
+    ok(await A.client.signIn.email({ email: alice.email, password: alice.password }));
+    const { token } = ok(await A.client.token());
+    assert.equal(jwtHeader(token).kid, state.kid);
+    const { payload } = await verifyJwt(token, JWKS, ISS, { algorithms: [ALG] });
+    assert.equal(payload.sub, alice.id);
+    assert.equal((await me(API, token)).status, 200);
+  });
+
+  // Zero-downtime switch: Better-Auth and latchkey on one database behind one public URL.
+  const sidePort = process.env.BA_SIDE_PORT;
+  if (sidePort) {
+    let ba;
+    const BA = `http://127.0.0.1:${sidePort}`;
+    await step("side by side: a Better-Auth server on the same DB (same URL config) starts", async () => {
+      ba = await startBA({ databaseUrl: DB, secret: env("BETTER_AUTH_SECRET"), baseURL: AUTH, listenPort: sidePort, alg: ALG });
+    });
+    if (ba) {
+      await step("side by side: sessions cross over both ways, JWTs share the kid", async () => {
+        const L = makeClient(AUTH);
+        ok(await L.client.signIn.email({ email: bob.email, password: bob.password }), "sign-in on latchkey");
+        const r = await http("GET", `${BA}/api/auth/get-session`, { headers: { cookie: L.jar.header() } });
+        assert.equal(r.body?.user?.id, bob.id, `latchkey cookie on BA: ${r.text}`);
+        assert.equal(jwtHeader(r.headers.get("set-auth-jwt")).kid, state.kid, "BA signs with the shared key");
+        assert.equal((await me(API, r.headers.get("set-auth-jwt"))).status, 200);
+        const u = { name: "Side", email: randomEmail("side"), password: "side password 1" };
+        const S = makeClient(BA, { origin: AUTH });
+        ok(await S.client.signUp.email(u), "sign-up on BA");
+        const r2 = await http("GET", `${AUTH}/api/auth/get-session`, { headers: { cookie: S.jar.header() } });
+        assert.equal(r2.body?.user?.email, u.email, `BA cookie on latchkey: ${r2.text}`);
+        ok(await makeClient(AUTH).client.signIn.email(u), "BA-made user signs in on latchkey");
+      });
+      await step("side by side: an $argon2id$ hash written by latchkey cannot be used by Better-Auth (documented: use LATCHKEY_PASSWORD_HASH=scrypt while both run)", async () => {
+        const S = makeClient(BA, { origin: AUTH });
+        const res = await S.client.signIn.email({ email: alice.email, password: alice.password });
+        assert.ok(res.error, "BA cannot verify argon2id");
+        console.log(`     (Better-Auth's answer to an argon2id hash: ${res.error.status} ${JSON.stringify(res.error)})`);
+      });
+      await ba.close();
+    }
+  }
+  done("from-ba.mjs check");
+}
+
+if (phase === "rotated") {
+  const AUTH = env("AUTH_URL").replace(/\/$/, "");
+  const API = env("API_URL").replace(/\/$/, "");
+  const state = JSON.parse(fs.readFileSync(STATE_FILE, "utf8"));
+  const ISS = new URL(AUTH).origin;
+  const JWKS = `${AUTH}/api/auth/jwks`;
+  const alice = state.users[0];
+  await step("after `keys rotate` a new kid signs; Better-Auth's key stays published", async () => {
+    const A = makeClient(AUTH);
+    ok(await A.client.signIn.email({ email: alice.email, password: alice.password }));
+    const { token } = ok(await A.client.token());
+    const kid = jwtHeader(token).kid;
+    assert.notEqual(kid, state.kid, "signed with the new key");
+    const j = await http("GET", JWKS);
+    const kids = j.body.keys.map((k) => k.kid);
+    assert.ok(kids.includes(kid) && kids.includes(state.kid), `both kids published: ${kids}`);
+    await verifyJwt(token, JWKS, ISS, { algorithms: [ALG] });
+    assert.equal((await me(API, token)).status, 200, "new-key JWT at latchkey-api");
+  });
+  await step("the JWT Better-Auth signed still verifies after rotation (grace period)", async () => {
+    await verifyJwt(state.jwt, JWKS, ISS, { algorithms: [ALG] });
+    const r = await me(API, state.jwt);
+    assert.equal(r.status, 200, `/api/me: ${r.text}`);
+  });
+  done("from-ba.mjs rotated");
+}
+
+console.error(`usage: node from-ba.mjs fill|check|rotated`);
+process.exit(2);
