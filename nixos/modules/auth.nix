@@ -1,0 +1,199 @@
+# services.latchkey-auth: the Better-Auth compatible auth daemon.
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+let
+  cfg = config.services.latchkey-auth;
+  common = import ./common.nix { inherit lib; };
+  format = pkgs.formats.toml { };
+
+  configFile = common.configFile {
+    inherit format;
+    inherit (cfg) settings listen;
+    name = "latchkey-auth";
+  };
+
+  # Unix socket, peer authentication: the dynamic user carries the role's name.
+  localDatabaseUrl = "host=/run/postgresql dbname=${cfg.database.name} user=${cfg.database.user}";
+
+  credentials =
+    lib.optional (cfg.secretFile != null) "BETTER_AUTH_SECRET:${cfg.secretFile}"
+    ++ lib.optional (cfg.databaseUrlFile != null) "DATABASE_URL:${cfg.databaseUrlFile}";
+
+  # `latchkey-auth-ctl keys rotate` (or migrate, check-config) as root: runs the CLI in a
+  # transient unit with the service's user, credentials and settings.
+  ctl = pkgs.writeShellScriptBin "latchkey-auth-ctl" ''
+    exec ${config.systemd.package}/bin/systemd-run \
+      --quiet --pipe --wait --collect --service-type=exec \
+      --unit="latchkey-auth-ctl-$$" \
+      --property=DynamicUser=yes \
+      --property=User=${lib.escapeShellArg cfg.database.user} \
+      ${
+        lib.concatMapStringsSep " " (c: "--property=LoadCredential=${lib.escapeShellArg c}") credentials
+      } \
+      ${
+        lib.optionalString (
+          cfg.databaseUrlFile == null
+        ) "--setenv=DATABASE_URL=${lib.escapeShellArg localDatabaseUrl}"
+      } \
+      -- ${lib.getExe cfg.package} --config ${configFile} "$@"
+  '';
+in
+{
+  options.services.latchkey-auth = {
+    enable = lib.mkEnableOption "latchkey-auth, the Better-Auth compatible auth daemon";
+
+    package = lib.mkPackageOption pkgs "latchkey-auth" { };
+
+    listen = common.listenOption {
+      name = "latchkey-auth";
+      defaultPort = 3000;
+    };
+
+    openFirewall = lib.mkOption {
+      type = lib.types.bool;
+      default = false;
+      description = "Open {option}`services.latchkey-auth.listen.port` in the firewall.";
+    };
+
+    secretFile = common.secretFileOption ''
+      File holding `BETTER_AUTH_SECRET` (at least 32 characters; a trailing newline is
+      dropped), e.g. made with `openssl rand -base64 48`. Required.
+    '';
+
+    databaseUrlFile = common.secretFileOption ''
+      File holding `DATABASE_URL`, a `postgres://` URL or a libpq `key=value` string. Required
+      when {option}`services.latchkey-auth.database.createLocally` is off; must be null when it
+      is on.
+    '';
+
+    database = {
+      createLocally = lib.mkOption {
+        type = lib.types.bool;
+        default = true;
+        description = ''
+          Run PostgreSQL on this host ({option}`services.postgresql`), create the role and the
+          database it owns, and connect over `/run/postgresql` with peer authentication: no
+          password exists. The service's dynamic user is named after the role.
+        '';
+      };
+      name = lib.mkOption {
+        type = lib.types.str;
+        default = "latchkey-auth";
+        description = "Database name (with createLocally, it must equal the role name).";
+      };
+      user = lib.mkOption {
+        type = lib.types.str;
+        default = "latchkey-auth";
+        description = ''
+          Role name; also the name of the service's dynamic user (`User=` with
+          `DynamicUser=`), which peer authentication matches against the role.
+        '';
+      };
+    };
+
+    settings = lib.mkOption {
+      default = { };
+      description = ''
+        The daemon's TOML settings (RFC 42 freeform). A key is the setting's environment
+        name in lower case, with or without the `latchkey_` prefix: `jwt_expires_in`,
+        `session_expires_in`, `key_rotation_interval`, `key_grace_period`, `password_hash`,
+        `max_body_bytes`, `db_pool_size`, ... The file lands in the world-readable Nix store:
+        secrets are refused here and go through the `*File` options.
+      '';
+      example = lib.literalExpression ''
+        {
+          better_auth_url = "https://auth.example.com";
+          better_auth_trusted_origins = [ "https://app.example.com" ];
+          jwt_expires_in = 900;
+        }
+      '';
+      type = lib.types.submodule {
+        freeformType = format.type;
+        options = {
+          better_auth_url = lib.mkOption {
+            type = lib.types.nullOr lib.types.str;
+            default = null;
+            example = "https://auth.example.com";
+            description = ''
+              Public URL of this daemon; its origin is the JWT issuer and audience and a
+              trusted origin. `https` turns on secure cookies. Null: `http://` + the listen
+              address.
+            '';
+          };
+          better_auth_trusted_origins = lib.mkOption {
+            type = lib.types.listOf lib.types.str;
+            default = [ ];
+            example = [
+              "https://app.example.com"
+              "https://*.example.com"
+            ];
+            description = "Further origins allowed to make cookie requests (`*` is a wildcard).";
+          };
+        };
+      };
+    };
+  };
+
+  config = lib.mkIf cfg.enable {
+    assertions = [
+      {
+        assertion = cfg.secretFile != null;
+        message = "services.latchkey-auth.secretFile must be set (a file outside the Nix store holding BETTER_AUTH_SECRET).";
+      }
+      {
+        assertion = cfg.database.createLocally != (cfg.databaseUrlFile != null);
+        message = ''
+          services.latchkey-auth: set exactly one of database.createLocally (a local PostgreSQL
+          over its socket) and databaseUrlFile (any other database).
+        '';
+      }
+      {
+        assertion = cfg.database.createLocally -> cfg.database.name == cfg.database.user;
+        message = "services.latchkey-auth.database: with createLocally, name and user must be equal (ensureDBOwnership).";
+      }
+      (common.reservedSettingsAssertion "latchkey-auth" cfg.settings)
+    ]
+    ++ common.secretAssertions "latchkey-auth" { inherit (cfg) secretFile databaseUrlFile; };
+
+    warnings =
+      lib.optional (cfg.openFirewall && common.isLoopback cfg.listen.address)
+        "services.latchkey-auth.openFirewall is set, but the daemon listens on ${cfg.listen.address} only.";
+
+    services.postgresql = lib.mkIf cfg.database.createLocally {
+      enable = true;
+      ensureDatabases = [ cfg.database.name ];
+      ensureUsers = [
+        {
+          name = cfg.database.user;
+          ensureDBOwnership = true;
+        }
+      ];
+    };
+
+    systemd.services.latchkey-auth = {
+      description = "latchkey-auth: Better-Auth compatible auth daemon";
+      wantedBy = [ "multi-user.target" ];
+      # Wants, not Requires: a Postgres restart must not restart the daemon, whose pool
+      # reconnects on its own (and whose start-up migration retries while Postgres comes up).
+      wants = [ "network-online.target" ] ++ lib.optional cfg.database.createLocally "postgresql.target";
+      after = [ "network-online.target" ] ++ lib.optional cfg.database.createLocally "postgresql.target";
+
+      # Not a secret: the socket URL names no password.
+      environment = lib.mkIf cfg.database.createLocally { DATABASE_URL = localDatabaseUrl; };
+
+      serviceConfig = common.serviceConfig cfg.listen // {
+        ExecStart = "${lib.getExe cfg.package} --config ${configFile} serve";
+        User = cfg.database.user;
+        LoadCredential = credentials;
+      };
+    };
+
+    environment.systemPackages = [ ctl ];
+
+    networking.firewall.allowedTCPPorts = lib.mkIf cfg.openFirewall [ cfg.listen.port ];
+  };
+}

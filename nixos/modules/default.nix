@@ -1,0 +1,7 @@
+# Both services; each is off until enabled.
+{
+  imports = [
+    ./auth.nix
+    ./api.nix
+  ];
+}
