@@ -65,13 +65,16 @@ ensure_postgres() {
 }
 
 # ensure_compat_tools: Node.js with npm and Python 3 with venv, for the Better-Auth
-# interoperability suite (tests/compat). Debian's packages only when they are missing.
+# interoperability suite (tests/compat), and openssl for the TLS tests. Debian's packages only
+# when they are missing.
 ensure_compat_tools() {
     local pkgs=()
     command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
     command -v npm >/dev/null 2>&1 || pkgs+=(npm)
     command -v python3 >/dev/null 2>&1 || pkgs+=(python3)
     python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || pkgs+=(python3-venv)
+    # The TLS tests make their certificates with the openssl command.
+    command -v openssl >/dev/null 2>&1 || pkgs+=(openssl)
     if [ ${#pkgs[@]} -gt 0 ]; then
         apt_install "${pkgs[@]}"
     fi

@@ -83,6 +83,8 @@ pub struct DaemonSpec {
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
     pub port: u16,
+    /// Set for a daemon serving HTTPS: the CA to check it with (health checks use it).
+    pub https_ca: Option<PathBuf>,
 }
 
 impl DaemonSpec {
@@ -92,6 +94,7 @@ impl DaemonSpec {
             args: Vec::new(),
             env: Vec::new(),
             port,
+            https_ca: None,
         }
     }
 
@@ -115,8 +118,12 @@ impl DaemonSpec {
         self
     }
 
+    /// `http://127.0.0.1:<port>`, or `https://localhost:<port>` for an HTTPS daemon.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        match self.https_ca {
+            Some(_) => format!("https://localhost:{}", self.port),
+            None => format!("http://127.0.0.1:{}", self.port),
+        }
     }
 }
 
@@ -203,10 +210,21 @@ impl Daemon {
                     reason: format!("{} exited during start-up", self.spec.bin),
                 });
             }
-            if let Ok(r) = client.get(&url).try_send() {
-                if r.status == 200 {
-                    return Ok(());
-                }
+            let healthy = match &self.spec.https_ca {
+                Some(ca) => crate::tls::https_request(
+                    self.spec.port,
+                    ca,
+                    "localhost",
+                    "GET",
+                    "/healthz",
+                    &[],
+                    None,
+                )
+                .is_ok_and(|r| r.status == 200),
+                None => client.get(&url).try_send().is_ok_and(|r| r.status == 200),
+            };
+            if healthy {
+                return Ok(());
             }
             if Instant::now() >= deadline {
                 self.kill();

@@ -17,6 +17,7 @@ pub mod jwt;
 pub mod pg;
 pub mod proc;
 pub mod stack;
+pub mod tls;
 pub mod upstream;
 
 pub use daemon::{bin_path, run_tool, Daemon, DaemonSpec, ToolOutput};

@@ -16,6 +16,8 @@ pub struct Cluster {
     pub dir: PathBuf,
     child: Mutex<Child>,
     pid: u32,
+    /// The server certificate (its own CA) when the cluster serves TLS; `None` without openssl.
+    ssl_cert: Option<PathBuf>,
 }
 
 static CLUSTER: OnceLock<Cluster> = OnceLock::new();
@@ -136,6 +138,22 @@ impl Cluster {
             );
         }
 
+        // TLS alongside plaintext, so that tests can connect with sslmode=verify-full.
+        let ssl_cert = match crate::tls::TestCert::localhost(&dir.join("ssl")) {
+            Ok(cert) => {
+                use std::os::unix::fs::PermissionsExt;
+                for p in [&dir.join("ssl"), &cert.cert, &cert.key] {
+                    proc::chown(p, user).expect("cannot chown the TLS files");
+                }
+                std::fs::set_permissions(&cert.key, std::fs::Permissions::from_mode(0o600))
+                    .expect("cannot restrict the TLS key");
+                Some(cert)
+            }
+            Err(e) => {
+                eprintln!("Postgres without TLS: {e}");
+                None
+            }
+        };
         let log_path = dir.join("postgres.log");
         let mut last_err = String::new();
         for _attempt in 0..3 {
@@ -154,6 +172,16 @@ impl Cluster {
                 .args(["-c", "full_page_writes=off"])
                 .args(["-c", "max_connections=300"])
                 .args(["-c", "shared_buffers=32MB"])
+                .args(ssl_cert.iter().flat_map(|c| {
+                    [
+                        "-c".to_string(),
+                        "ssl=on".to_string(),
+                        "-c".to_string(),
+                        format!("ssl_cert_file={}", c.cert.display()),
+                        "-c".to_string(),
+                        format!("ssl_key_file={}", c.key.display()),
+                    ]
+                }))
                 .current_dir(&dir)
                 .env("LC_ALL", "C")
                 .stdin(Stdio::null())
@@ -167,6 +195,7 @@ impl Cluster {
                 dir: dir.clone(),
                 child: Mutex::new(child),
                 pid,
+                ssl_cert: ssl_cert.as_ref().map(|c| c.ca.clone()),
             };
             match cluster.wait_ready(Duration::from_secs(30)) {
                 Ok(()) => {
@@ -185,6 +214,11 @@ impl Cluster {
             }
         }
         panic!("{last_err}");
+    }
+
+    /// The CA to verify the server with, when it serves TLS.
+    pub fn ssl_ca(&self) -> Option<&std::path::Path> {
+        self.ssl_cert.as_deref()
     }
 
     fn wait_ready(&self, timeout: Duration) -> Result<(), String> {

@@ -141,7 +141,16 @@ impl From<tokio_postgres::Error> for AuthError {
 
 impl From<deadpool_postgres::PoolError> for AuthError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
-        AuthError::Unavailable(e.to_string())
+        // The causes say what went wrong (a refused connection, a certificate rejected in the
+        // TLS handshake); the pool's own message alone does not.
+        let mut detail = e.to_string();
+        let mut cause = std::error::Error::source(&e);
+        while let Some(c) = cause {
+            detail.push_str(": ");
+            detail.push_str(&c.to_string());
+            cause = c.source();
+        }
+        AuthError::Unavailable(detail)
     }
 }
 

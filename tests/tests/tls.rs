@@ -1,0 +1,114 @@
+//! TLS as deployments use it: the daemons' own HTTPS listener (with `__Secure-` cookies and an
+//! https JWKS fetched by latchkey-api), and Postgres over verified TLS (`sslmode=verify-full`).
+
+use latchkey_e2e::pg::cluster;
+use latchkey_e2e::stack::{Api, Auth, PASSWORD};
+use latchkey_e2e::tls::{https_request, TestCert};
+use latchkey_e2e::{free_port, random_email};
+use serde_json::{json, Value};
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!(
+        "latchkey-{name}-{}-{}",
+        std::process::id(),
+        free_port()
+    ))
+}
+
+#[test]
+fn auth_over_https_and_api_fetching_its_jwks_over_https() {
+    let dir = temp_dir("tls");
+    let cert = TestCert::localhost(&dir).expect("test certificate");
+    let auth = Auth::start_with(|mut s| {
+        let url = format!("https://localhost:{}", s.port);
+        s.https_ca = Some(cert.ca.clone());
+        s.env("LATCHKEY_TLS_CERT", cert.cert.display().to_string())
+            .env("LATCHKEY_TLS_KEY", cert.key.display().to_string())
+            .env("BETTER_AUTH_URL", url)
+    });
+    let port = auth.daemon.port();
+    let call = |method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>| {
+        https_request(port, &cert.ca, "localhost", method, path, headers, body)
+            .unwrap_or_else(|e| panic!("{method} {path} over TLS: {e}"))
+    };
+
+    let email = random_email();
+    let body = json!({"name": "Tess", "email": email, "password": PASSWORD}).to_string();
+    let r = call("POST", "/api/auth/sign-up/email", &[], Some(&body));
+    assert_eq!(r.status, 200, "{}", r.body);
+    // An https public URL means Better-Auth's secure cookie names and attributes.
+    let cookie = r
+        .headers_all("set-cookie")
+        .into_iter()
+        .find(|c| c.starts_with("__Secure-better-auth.session_token="))
+        .unwrap_or_else(|| panic!("no __Secure- session cookie: {:?}", r.headers))
+        .to_string();
+    assert!(cookie.contains("; Secure;"), "{cookie}");
+    let bearer = r.headers_all("set-auth-token")[0].to_string();
+
+    let r = call(
+        "GET",
+        "/api/auth/token",
+        &[("Authorization", &format!("Bearer {bearer}"))],
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let jwt = serde_json::from_str::<Value>(&r.body).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let claims = latchkey_e2e::jwt::decode(&jwt).payload;
+    assert_eq!(claims["iss"], format!("https://localhost:{port}"));
+
+    // latchkey-api trusts the test CA for the JWKS fetch; issuer/audience come from the https URL.
+    let api = Api::start_with(&auth.url(), |s| {
+        s.env("LATCHKEY_JWKS_CA_FILE", cert.ca.display().to_string())
+    });
+    api.wait_ready();
+    let me = api.me(&jwt);
+    me.expect(200);
+    assert_eq!(me.json()["email"], email.to_lowercase());
+
+    // Plain HTTP to the TLS port gets no HTTP answer.
+    let plain = latchkey_e2e::http::Client::new(&format!("http://127.0.0.1:{port}"))
+        .get("/healthz")
+        .try_send();
+    assert!(plain.is_err() || plain.is_ok_and(|r| r.status != 200));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn postgres_over_verified_tls() {
+    let ca = cluster()
+        .ssl_ca()
+        .expect("the test cluster serves TLS (needs the openssl command)")
+        .to_path_buf();
+    let auth = Auth::start_with(|mut s| {
+        let plain = s
+            .env
+            .iter()
+            .find(|(k, _)| k == "DATABASE_URL")
+            .map(|(_, v)| v.clone())
+            .expect("DATABASE_URL");
+        // verify-full checks the certificate against the CA and the host name (with SNI).
+        let tls = format!(
+            "{}?sslmode=verify-full&sslrootcert={}",
+            plain.replace("@127.0.0.1:", "@localhost:"),
+            ca.display()
+        );
+        s.set_env("DATABASE_URL", tls);
+        s
+    });
+    let session = auth.new_user();
+    assert_eq!(session.token.len(), 32);
+    let encrypted = auth.db.count(
+        "select count(*) from pg_stat_ssl s join pg_stat_activity a using (pid)
+         where a.datname = current_database() and s.ssl",
+    );
+    assert!(encrypted > 0, "the daemon's connections are not TLS");
+    let plain = auth.db.count(
+        "select count(*) from pg_stat_ssl s join pg_stat_activity a using (pid)
+         where a.datname = current_database() and not s.ssl and a.pid <> pg_backend_pid()",
+    );
+    assert_eq!(plain, 0, "the daemon also opened plaintext connections");
+}
