@@ -49,6 +49,10 @@
         name: module:
         { lib, pkgs, ... }:
         {
+          # A key lets the module system deduplicate the wrapper (importing both `default`
+          # and `auth` would otherwise define `package` twice) and lets disabledModules name it.
+          key = "latchkey#nixosModules.${name}";
+          _class = "nixos";
           imports = [ module ];
           services.${name}.package = lib.mkDefault self.packages.${pkgs.stdenv.hostPlatform.system}.${name};
         };

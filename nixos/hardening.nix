@@ -6,7 +6,7 @@
 #     distributions (`nix-instantiate --eval --json --strict`; see .ci/nix-checks).
 #
 # Values follow NixOS' `serviceConfig` conventions: a list becomes one `Key=` line per item,
-# a bool becomes yes/no, an empty string resets the setting (CapabilityBoundingSet= means
+# a bool becomes true/false (yes/no in the rendered Debian units), an empty string resets the setting (CapabilityBoundingSet= means
 # "no capabilities at all").
 #
 # Goal: `systemd-analyze security` exposure <= 1.5 for both units (checked in CI on the

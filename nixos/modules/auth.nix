@@ -17,7 +17,8 @@ let
   };
 
   # Unix socket, peer authentication: the dynamic user carries the role's name.
-  localDatabaseUrl = "host=/run/postgresql dbname=${cfg.database.name} user=${cfg.database.user}";
+  # The port names the socket file (.s.PGSQL.<port>), so a non-default port must be passed on.
+  localDatabaseUrl = "host=/run/postgresql port=${toString config.services.postgresql.settings.port} dbname=${cfg.database.name} user=${cfg.database.user}";
 
   credentials =
     lib.optional (cfg.secretFile != null) "BETTER_AUTH_SECRET:${cfg.secretFile}"

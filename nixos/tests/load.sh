@@ -22,7 +22,9 @@ while [ "$(date +%s)" -lt "$end" ]; do
   else
     signin=fail
   fi
-  me=$(latchkey-client status "$jwt" 2>/dev/null || echo 000)
+  # curl prints 000 itself when it cannot connect (and exits non-zero).
+  me=$(latchkey-client status "$jwt" 2>/dev/null) || true
+  me=${me:-000}
   echo "$(date +%s) sign-in=$signin me=$me" >>"$log"
   sleep 0.3
 done
