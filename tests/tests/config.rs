@@ -265,3 +265,44 @@ fn sigterm_shuts_both_daemons_down_cleanly() {
     auth.daemon.restart();
     auth.client().get("/healthz").send().expect(200);
 }
+
+/// `Type=notify`: both daemons tell systemd READY=1 once they serve, and STOPPING=1 on SIGTERM.
+#[test]
+fn sd_notify_ready_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = std::env::temp_dir().join(format!(
+        "latchkey-notify-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let auth_sock_path = dir.join("auth.sock");
+    let auth_sock = UnixDatagram::bind(&auth_sock_path).unwrap();
+    auth_sock
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut auth =
+        Auth::start_with(|s| s.env("NOTIFY_SOCKET", auth_sock_path.display().to_string()));
+    let recv = |sock: &UnixDatagram| {
+        let mut buf = [0u8; 256];
+        let n = sock.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    assert_eq!(recv(&auth_sock), "READY=1");
+
+    let api_sock_path = dir.join("api.sock");
+    let api_sock = UnixDatagram::bind(&api_sock_path).unwrap();
+    api_sock
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut api = Api::start_with(&auth.url(), |s| {
+        s.env("NOTIFY_SOCKET", api_sock_path.display().to_string())
+    });
+    assert_eq!(recv(&api_sock), "READY=1");
+
+    api.daemon.terminate_cleanly();
+    assert_eq!(recv(&api_sock), "STOPPING=1");
+    auth.daemon.terminate_cleanly();
+    assert_eq!(recv(&auth_sock), "STOPPING=1");
+    let _ = std::fs::remove_dir_all(dir);
+}

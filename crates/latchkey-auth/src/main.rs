@@ -52,6 +52,7 @@ enum KeysCommand {
 }
 
 fn main() -> ExitCode {
+    keep_hash_memory_returnable();
     let cli = Cli::parse();
     latchkey_core::log::init();
     let config =
@@ -104,6 +105,19 @@ fn main() -> ExitCode {
             eprintln!("latchkey-auth: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Each password hash allocates one large block (19 MiB for argon2id, 32 MiB for scrypt).
+/// glibc raises its mmap threshold after the first such block is freed, and from then on
+/// serves them from per-thread arenas that never shrink: RSS climbed past 400 MB under a
+/// sign-in flood (BENCHMARKS.md). A fixed threshold keeps them mmapped, so freeing returns
+/// the memory to the system.
+fn keep_hash_memory_returnable() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only tunes the allocator; called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
     }
 }
 
