@@ -116,7 +116,10 @@ impl Proxy {
                 if caused_by_length_limit(&e) {
                     return Err(ApiError::PayloadTooLarge);
                 }
-                tracing::warn!("upstream request failed: {}", error_chain(&e));
+                tracing::warn!(
+                    "upstream request failed: {}",
+                    latchkey_core::error_chain(&e)
+                );
                 return Err(ApiError::BadGateway);
             }
             Ok(Ok(resp)) => resp,
@@ -245,17 +248,6 @@ fn caused_by_length_limit(e: &(dyn std::error::Error + 'static)) -> bool {
         cause = c.source();
     }
     false
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cause = c.source();
-    }
-    out
 }
 
 #[cfg(test)]

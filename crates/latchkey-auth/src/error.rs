@@ -143,14 +143,7 @@ impl From<deadpool_postgres::PoolError> for AuthError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
         // The causes say what went wrong (a refused connection, a certificate rejected in the
         // TLS handshake); the pool's own message alone does not.
-        let mut detail = e.to_string();
-        let mut cause = std::error::Error::source(&e);
-        while let Some(c) = cause {
-            detail.push_str(": ");
-            detail.push_str(&c.to_string());
-            cause = c.source();
-        }
-        AuthError::Unavailable(detail)
+        AuthError::Unavailable(latchkey_core::error_chain(&e))
     }
 }
 

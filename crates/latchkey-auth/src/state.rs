@@ -15,7 +15,7 @@ use crate::origin::Origins;
 use crate::password::Hasher;
 use crate::reply::Reply;
 use crate::request::Req;
-use crate::store::{self, Session, User};
+use crate::store::{self, NewSession, Session, User};
 
 pub struct State {
     pub config: AuthConfig,
@@ -118,7 +118,18 @@ impl State {
         reply
     }
 
-    pub fn session_ttl(&self, remember: bool) -> chrono::Duration {
+    /// A session for `user_id` as this request creates it (client IP and user agent recorded
+    /// as Better-Auth does).
+    pub fn new_session<'a>(&self, user_id: &'a str, remember: bool, req: &Req) -> NewSession<'a> {
+        NewSession {
+            user_id,
+            ttl: self.session_ttl(remember),
+            ip_address: req.client_ip(),
+            user_agent: req.user_agent(),
+        }
+    }
+
+    fn session_ttl(&self, remember: bool) -> chrono::Duration {
         let secs = if remember {
             self.config.session.expires_in.as_secs()
         } else {

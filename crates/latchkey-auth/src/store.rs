@@ -86,8 +86,8 @@ impl Session {
 pub struct NewSession<'a> {
     pub user_id: &'a str,
     pub ttl: chrono::Duration,
-    pub ip_address: &'a str,
-    pub user_agent: &'a str,
+    pub ip_address: String,
+    pub user_agent: String,
 }
 
 pub async fn user_by_email(c: &impl GenericClient, email: &str) -> Result<Option<User>, AuthError> {
@@ -200,8 +200,8 @@ pub async fn insert_session(
         token: new_id(),
         created_at: now,
         updated_at: now,
-        ip_address: Some(new.ip_address.to_string()),
-        user_agent: Some(new.user_agent.to_string()),
+        ip_address: Some(new.ip_address),
+        user_agent: Some(new.user_agent),
         user_id: new.user_id.to_string(),
         id: new_id(),
     };

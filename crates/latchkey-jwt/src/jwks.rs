@@ -56,7 +56,7 @@ pub(crate) async fn fetch(client: &HttpClient, uri: &http::Uri) -> Result<Bytes,
     let response = client
         .request(request)
         .await
-        .map_err(|e| Error::Fetch(error_chain(&e)))?;
+        .map_err(|e| Error::Fetch(latchkey_core::error_chain(&e)))?;
     if response.status() != http::StatusCode::OK {
         return Err(Error::Status(response.status().as_u16()));
     }
@@ -68,19 +68,6 @@ pub(crate) async fn fetch(client: &HttpClient, uri: &http::Uri) -> Result<Bytes,
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Error::TooLarge),
         Err(e) => Err(Error::Fetch(e.to_string())),
     }
-}
-
-/// hyper's top-level client errors say little ("client error (Connect)"); the cause is
-/// what an operator needs.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cause = c.source();
-    }
-    out
 }
 
 /// Keys that cannot be used (unknown kty or curve, no kid, encryption keys, HMAC secrets)

@@ -10,7 +10,7 @@ use crate::password::HashError;
 use crate::reply::Reply;
 use crate::request::{looks_like_email, Fields, Req};
 use crate::state::State;
-use crate::store::{self, NewSession};
+use crate::store;
 
 fn invalid_credentials() -> AuthError {
     AuthError::api(
@@ -53,16 +53,7 @@ pub async fn sign_up(st: &State, req: &Req) -> Result<Reply, AuthError> {
         other => other?,
     };
     store::insert_credential(&tx, &user.id, &hash).await?;
-    let session = store::insert_session(
-        &tx,
-        NewSession {
-            user_id: &user.id,
-            ttl: st.session_ttl(remember),
-            ip_address: &req.client_ip(),
-            user_agent: &req.user_agent(),
-        },
-    )
-    .await?;
+    let session = store::insert_session(&tx, st.new_session(&user.id, remember, req)).await?;
     tx.commit().await?;
 
     let reply = Reply::json(json!({"token": session.token, "user": user}));
@@ -144,16 +135,7 @@ pub async fn sign_in(st: &State, req: &Req) -> Result<Reply, AuthError> {
             Err(e) => tracing::warn!(user = %user.id, "password rehash failed: {e:?}"),
         }
     }
-    let session = store::insert_session(
-        &client,
-        NewSession {
-            user_id: &user.id,
-            ttl: st.session_ttl(remember),
-            ip_address: &req.client_ip(),
-            user_agent: &req.user_agent(),
-        },
-    )
-    .await?;
+    let session = store::insert_session(&client, st.new_session(&user.id, remember, req)).await?;
 
     let mut reply = match &callback {
         Some(url) => {

@@ -8,7 +8,7 @@ use crate::error::AuthError;
 use crate::reply::Reply;
 use crate::request::{Fields, Req};
 use crate::state::State;
-use crate::store::{self, NewSession};
+use crate::store;
 
 pub async fn update_user(st: &State, req: &Req) -> Result<Reply, AuthError> {
     let body = req.body_object(false)?;
@@ -84,18 +84,7 @@ pub async fn change_password(st: &State, req: &Req) -> Result<Reply, AuthError> 
     let new_session = if revoke_others {
         // Better-Auth replaces every session, the current one included.
         store::delete_user_sessions(&tx, &user.id, None).await?;
-        Some(
-            store::insert_session(
-                &tx,
-                NewSession {
-                    user_id: &user.id,
-                    ttl: st.session_ttl(true),
-                    ip_address: &req.client_ip(),
-                    user_agent: &req.user_agent(),
-                },
-            )
-            .await?,
-        )
+        Some(store::insert_session(&tx, st.new_session(&user.id, true, req)).await?)
     } else {
         None
     };
