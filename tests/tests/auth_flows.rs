@@ -864,6 +864,13 @@ fn rate_limit_keys_on_forwarded_for_only_from_trusted_proxies() {
         attempt(&untrusted, &format!("198.51.100.{i}")).expect(401);
     }
     attempt(&untrusted, "198.51.100.99").expect(429);
+    // The operator is told why, once.
+    let log = untrusted.daemon.log();
+    assert_eq!(
+        log.matches("LATCHKEY_TRUSTED_PROXIES is empty").count(),
+        1,
+        "{log}"
+    );
 
     let proxied = Auth::start_with(|s| {
         s.env("LATCHKEY_RATE_LIMIT", "on")

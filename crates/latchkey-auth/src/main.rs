@@ -168,6 +168,7 @@ async fn serve(config: AuthConfig) -> Result<(), AuthError> {
         hasher,
         keys: keys.clone(),
         config,
+        warned_forwarded_for: Default::default(),
     });
     let maintainer = tokio::spawn(keys.maintain());
     let purger = tokio::spawn(purge_rate_limits(state.clone()));

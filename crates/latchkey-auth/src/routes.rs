@@ -141,7 +141,20 @@ async fn dispatch(st: &State, endpoint: Endpoint, req: &Req) -> Result<HttpRespo
     }
     if matches!(endpoint, SignUp | SignIn | ChangePassword | VerifyPassword) {
         let policy = &st.config.rate_limit;
-        let ip = policy.client_ip(req.peer.ip(), req.header("x-forwarded-for"));
+        let forwarded_for = req.header("x-forwarded-for");
+        if policy.enabled
+            && policy.trusted_proxies.is_empty()
+            && forwarded_for.is_some()
+            && !st
+                .warned_forwarded_for
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!(
+                "requests carry X-Forwarded-For but LATCHKEY_TRUSTED_PROXIES is empty: rate \
+                 limits key on the peer address, so behind a proxy all clients share one limit"
+            );
+        }
+        let ip = policy.client_ip(req.peer.ip(), forwarded_for);
         policy
             .check(&st.pool, &format!("{ip}|{}", req.path))
             .await?;

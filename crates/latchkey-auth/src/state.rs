@@ -24,6 +24,8 @@ pub struct State {
     pub keys: Arc<Keys>,
     pub cookies: CookieSigner,
     pub origins: Origins,
+    /// Set once the "X-Forwarded-For from an untrusted peer" hint has been logged.
+    pub warned_forwarded_for: std::sync::atomic::AtomicBool,
 }
 
 /// The outcome of looking for the caller's session.
