@@ -15,7 +15,9 @@ pub struct Cluster {
     /// Holds `data/`, the Unix socket and `postgres.log`.
     pub dir: PathBuf,
     child: Mutex<Child>,
-    pid: u32,
+    pid: std::sync::atomic::AtomicU32,
+    /// How postgres was started, to start it again in [`Cluster::restart`].
+    command: PostgresCommand,
     /// The server certificate (its own CA) when the cluster serves TLS; `None` without openssl.
     ssl_cert: Option<PathBuf>,
 }
@@ -71,7 +73,10 @@ fn remove_stale_dirs() {
 
 extern "C" fn stop_cluster_at_exit() {
     if let Some(c) = CLUSTER.get() {
-        proc::signal(c.pid, libc::SIGQUIT);
+        proc::signal(
+            c.pid.load(std::sync::atomic::Ordering::SeqCst),
+            libc::SIGQUIT,
+        );
         if let Ok(mut child) = c.child.try_lock() {
             let _ = proc::wait_timeout(&mut child, Duration::from_secs(5));
         }
@@ -158,43 +163,47 @@ impl Cluster {
         let mut last_err = String::new();
         for _attempt in 0..3 {
             let port = crate::free_port();
-            let log = std::fs::File::create(&log_path).expect("cannot create postgres.log");
-            let mut cmd = Command::new(pg_bin("postgres"));
-            cmd.arg("-D")
-                .arg(&data)
-                .arg("-p")
-                .arg(port.to_string())
-                .arg("-k")
-                .arg(&dir)
-                .args(["-c", "listen_addresses=127.0.0.1"])
-                .args(["-c", "fsync=off"])
-                .args(["-c", "synchronous_commit=off"])
-                .args(["-c", "full_page_writes=off"])
-                .args(["-c", "max_connections=300"])
-                .args(["-c", "shared_buffers=32MB"])
-                .args(ssl_cert.iter().flat_map(|c| {
-                    [
-                        "-c".to_string(),
-                        "ssl=on".to_string(),
-                        "-c".to_string(),
-                        format!("ssl_cert_file={}", c.cert.display()),
-                        "-c".to_string(),
-                        format!("ssl_key_file={}", c.key.display()),
-                    ]
-                }))
-                .current_dir(&dir)
-                .env("LC_ALL", "C")
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log);
-            proc::run_as(&mut cmd, user);
-            let child = proc::spawn_tied(cmd, libc::SIGQUIT).expect("cannot start postgres");
+            let mut args: Vec<String> = vec![
+                "-D".into(),
+                data.display().to_string(),
+                "-p".into(),
+                port.to_string(),
+                "-k".into(),
+                dir.display().to_string(),
+            ];
+            for setting in [
+                "listen_addresses=127.0.0.1",
+                "fsync=off",
+                "synchronous_commit=off",
+                "full_page_writes=off",
+                "max_connections=300",
+                "shared_buffers=32MB",
+            ] {
+                args.extend(["-c".to_string(), setting.to_string()]);
+            }
+            if let Some(c) = &ssl_cert {
+                for setting in [
+                    "ssl=on".to_string(),
+                    format!("ssl_cert_file={}", c.cert.display()),
+                    format!("ssl_key_file={}", c.key.display()),
+                ] {
+                    args.extend(["-c".to_string(), setting]);
+                }
+            }
+            let command = PostgresCommand {
+                args,
+                dir: dir.clone(),
+                user,
+                log_path: log_path.clone(),
+            };
+            let child = command.spawn(true);
             let pid = child.id();
             let cluster = Cluster {
                 port,
                 dir: dir.clone(),
                 child: Mutex::new(child),
-                pid,
+                pid: pid.into(),
+                command,
                 ssl_cert: ssl_cert.as_ref().map(|c| c.ca.clone()),
             };
             match cluster.wait_ready(Duration::from_secs(30)) {
@@ -214,6 +223,24 @@ impl Cluster {
             }
         }
         panic!("{last_err}");
+    }
+
+    /// Stops postgres (fast shutdown: open connections are cut, as in a real restart) and
+    /// starts it again on the same port and data directory. Tests in the same process share the
+    /// cluster, so only a test binary of its own should call this.
+    pub fn restart(&self) {
+        let mut child = self.child.lock().unwrap();
+        proc::signal(child.id(), libc::SIGINT);
+        proc::wait_timeout(&mut child, Duration::from_secs(30))
+            .ok()
+            .flatten()
+            .expect("postgres did not stop within 30 s");
+        *child = self.command.spawn(false);
+        self.pid
+            .store(child.id(), std::sync::atomic::Ordering::SeqCst);
+        drop(child);
+        self.wait_ready(Duration::from_secs(30))
+            .unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// The CA to verify the server with, when it serves TLS.
@@ -332,5 +359,34 @@ impl Drop for TestDb {
                 ));
             }
         }
+    }
+}
+
+/// The postgres server command line of a cluster.
+struct PostgresCommand {
+    args: Vec<String>,
+    dir: PathBuf,
+    user: Option<(u32, u32)>,
+    log_path: PathBuf,
+}
+
+impl PostgresCommand {
+    fn spawn(&self, fresh_log: bool) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(!fresh_log)
+            .truncate(fresh_log)
+            .open(&self.log_path)
+            .expect("cannot open postgres.log");
+        let mut cmd = Command::new(pg_bin("postgres"));
+        cmd.args(&self.args)
+            .current_dir(&self.dir)
+            .env("LC_ALL", "C")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        proc::run_as(&mut cmd, self.user);
+        proc::spawn_tied(cmd, libc::SIGQUIT).expect("cannot start postgres")
     }
 }

@@ -306,3 +306,78 @@ fn sd_notify_ready_and_stopping() {
     assert_eq!(recv(&auth_sock), "STOPPING=1");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The systemd way: secrets as credentials (`$CREDENTIALS_DIRECTORY/<NAME>`), the rest in a
+/// TOML file (`--config`); a secret in the TOML file is refused.
+#[test]
+fn credentials_directory_and_toml_config_file() {
+    let db = cluster().create_db();
+    let dir = std::env::temp_dir().join(format!(
+        "latchkey-creds-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let secret = format!("cred-{}", latchkey_e2e::random_string(40));
+    std::fs::write(dir.join("BETTER_AUTH_SECRET"), format!("{secret}\n")).unwrap();
+    std::fs::write(dir.join("DATABASE_URL"), &db.url).unwrap();
+    let toml = dir.join("latchkey-auth.toml");
+    std::fs::write(
+        &toml,
+        "jwt_expires_in = 60\nbetter_auth_trusted_origins = [\"https://app.example.com\"]\nlatchkey_session_fresh_age = 3600\n",
+    )
+    .unwrap();
+
+    let mut spec = Auth::spec(&db, "unused", free_port());
+    spec.remove_env("BETTER_AUTH_SECRET");
+    spec.remove_env("DATABASE_URL");
+    // The environment would win over the file.
+    spec.remove_env("BETTER_AUTH_TRUSTED_ORIGINS");
+    let spec = spec
+        .env("CREDENTIALS_DIRECTORY", dir.display().to_string())
+        .arg("--config")
+        .arg(&toml.display().to_string());
+    let daemon = Daemon::start(spec);
+    let c = latchkey_e2e::http::Client::new(&daemon.url());
+
+    // The trusted origin from the file is honoured by the origin check.
+    let email = latchkey_e2e::random_email();
+    let r = c
+        .post("/api/auth/sign-up/email")
+        .header("origin", "https://app.example.com")
+        .json(&json!({"name": "C", "email": email, "password": PASSWORD}))
+        .send();
+    r.expect(200);
+    c.post("/api/auth/sign-up/email")
+        .header("origin", "https://other.example.com")
+        .json(&json!({"name": "C", "email": latchkey_e2e::random_email(), "password": PASSWORD}))
+        .send()
+        .expect_error(403, "INVALID_ORIGIN");
+    // The JWT lifetime from the file.
+    let bearer = r.header("set-auth-token").unwrap().to_string();
+    let token = c.get("/api/auth/token").bearer(&bearer).send().json()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let claims = latchkey_e2e::jwt::decode(&token).payload;
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        60
+    );
+    // The credential really was the signing secret: the cookie verifies under it.
+    let (value, sig) = bearer.rsplit_once('.').unwrap();
+    assert_eq!(latchkey_e2e::jwt::cookie_signature(&secret, value), sig);
+    assert!(!daemon.log().contains(&secret));
+
+    // A secret in the TOML file is refused at start, naming it.
+    std::fs::write(&toml, format!("better_auth_secret = \"{secret}\"\n")).unwrap();
+    let out = run_tool(
+        "latchkey-auth",
+        &["--config", &toml.display().to_string(), "check-config"],
+        &[("CREDENTIALS_DIRECTORY".into(), dir.display().to_string())],
+    );
+    assert_eq!(out.code(), Some(2), "{out:?}");
+    assert!(all_output(&out).contains("BETTER_AUTH_SECRET"), "{out:?}");
+    assert!(!all_output(&out).contains(&secret));
+    let _ = std::fs::remove_dir_all(dir);
+}
