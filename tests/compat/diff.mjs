@@ -271,15 +271,17 @@ async function scenario(base, db) {
   await rec("trailing slash", { path: "/get-session/" });
   await rec("wrong method", { method: "GET", path: "/sign-in/email" });
   await rec("OPTIONS preflight", { method: "OPTIONS", path: "/sign-in/email", headers: { origin: TRUSTED, "access-control-request-method": "POST" } });
-  // Not implemented by latchkey (soft): documented Better-Auth endpoints.
+  // Endpoints added after the first comparison, and (soft) ones latchkey lacks.
   const s3 = await rec("sign-in for extras", { method: "POST", path: "/sign-in/email", headers: origin, body: { email, password: PW } });
   const c3 = { cookie: cookieHeader(s3), ...origin };
+  // Implemented: compared strictly like every other exchange.
+  await rec("list-accounts", { path: "/list-accounts", headers: c3 });
+  await rec("verify-password", { method: "POST", path: "/verify-password", headers: c3, body: { password: PW } });
+  await rec("verify-password wrong", { method: "POST", path: "/verify-password", headers: c3, body: { password: "not the password" } });
+  await rec("update-session", { method: "POST", path: "/update-session", headers: c3, body: {} });
   for (const [label, req] of [
-    ["list-accounts", { path: "/list-accounts", headers: c3 }],
-    ["verify-password", { method: "POST", path: "/verify-password", headers: c3, body: { password: PW } }],
     ["request-password-reset", { method: "POST", path: "/request-password-reset", headers: origin, body: { email } }],
     ["send-verification-email", { method: "POST", path: "/send-verification-email", headers: origin, body: { email } }],
-    ["update-session", { method: "POST", path: "/update-session", headers: c3, body: {} }],
   ]) {
     const r = await exchange(base, req);
     out.push({ label: `EXTRA ${label}`, req, r, extra: true });

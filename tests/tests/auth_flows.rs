@@ -622,14 +622,16 @@ fn bad_requests() {
         String::from_utf8_lossy(&raw)
     );
     // Same, streamed without a length (chunked).
-    let big = std::io::Read::take(std::io::repeat(b'x'), 4 * 1024 * 1024);
-    if let Ok(r) = c
-        .post("/api/auth/sign-up/email")
-        .body_reader("application/json", big)
-        .try_send()
-    {
-        r.expect(413);
-    }
+    let chunk = format!("{:x}\r\n{}\r\n", 256 * 1024, "x".repeat(256 * 1024));
+    let chunked: String = chunk.repeat(16) + "0\r\n\r\n";
+    let head = "POST /api/auth/sign-up/email HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+    let raw = latchkey_e2e::http::raw_exchange(auth.daemon.port(), head, chunked.into_bytes());
+    assert_eq!(
+        latchkey_e2e::http::raw_status(&raw),
+        Some(413),
+        "{}",
+        String::from_utf8_lossy(&raw)
+    );
     for (method, path) in [
         ("GET", "/api/auth/nope"),
         ("GET", "/api/auth/sign-in/email"),
@@ -804,7 +806,11 @@ fn sign_in_records_client_ip_and_user_agent_and_honours_callback_url() {
 
 #[test]
 fn rate_limit_when_enabled() {
-    let auth = Auth::start_with(|s| s.env("LATCHKEY_RATE_LIMIT", "on"));
+    let auth = Auth::start_with(|s| {
+        s.env("LATCHKEY_RATE_LIMIT", "on")
+            // A long window: a slow machine must not see the window reset mid-test.
+            .env("LATCHKEY_RATE_LIMIT_WINDOW", "600")
+    });
     let email = random_email();
     // 3 per 10 s on /sign-in*: three attempts answered, the fourth refused.
     for _ in 0..3 {
@@ -822,7 +828,7 @@ fn rate_limit_when_enabled() {
         .expect("X-Retry-After")
         .parse()
         .expect("seconds");
-    assert!((1..=10).contains(&retry), "X-Retry-After: {retry}");
+    assert!((1..=600).contains(&retry), "X-Retry-After: {retry}");
     // Other endpoints are not affected.
     auth.client().get("/api/auth/ok").send().expect(200);
 }
@@ -830,7 +836,11 @@ fn rate_limit_when_enabled() {
 /// Replicas share one Postgres; the limit is one limit across all of them.
 #[test]
 fn rate_limit_is_shared_by_replicas() {
-    let auth = Auth::start_with(|s| s.env("LATCHKEY_RATE_LIMIT", "on"));
+    let auth = Auth::start_with(|s| {
+        s.env("LATCHKEY_RATE_LIMIT", "on")
+            // A long window: a slow machine must not see the window reset mid-test.
+            .env("LATCHKEY_RATE_LIMIT_WINDOW", "600")
+    });
     let mut spec = auth.daemon.spec.clone();
     spec.port = latchkey_e2e::free_port();
     let replica = latchkey_e2e::daemon::Daemon::start(spec);
@@ -859,7 +869,11 @@ fn rate_limit_keys_on_forwarded_for_only_from_trusted_proxies() {
             .json(&json!({"email": random_email(), "password": PASSWORD}))
             .send()
     };
-    let untrusted = Auth::start_with(|s| s.env("LATCHKEY_RATE_LIMIT", "on"));
+    let untrusted = Auth::start_with(|s| {
+        s.env("LATCHKEY_RATE_LIMIT", "on")
+            // A long window: a slow machine must not see the window reset mid-test.
+            .env("LATCHKEY_RATE_LIMIT_WINDOW", "600")
+    });
     for i in 0..3 {
         attempt(&untrusted, &format!("198.51.100.{i}")).expect(401);
     }
@@ -874,6 +888,7 @@ fn rate_limit_keys_on_forwarded_for_only_from_trusted_proxies() {
 
     let proxied = Auth::start_with(|s| {
         s.env("LATCHKEY_RATE_LIMIT", "on")
+            .env("LATCHKEY_RATE_LIMIT_WINDOW", "600")
             .env("LATCHKEY_TRUSTED_PROXIES", "127.0.0.1/32")
     });
     for _ in 0..3 {

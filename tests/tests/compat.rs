@@ -429,9 +429,18 @@ fn database_from_better_auth(alg: &str) {
         &env,
         &|| logs(&[&auth, &api.daemon]),
     );
+    let keys_before = published_keys(&url);
     latchkey_e2e::run_tool("latchkey-auth", &["keys", "rotate"], &auth.spec.env).assert_success();
-    // The daemon reloads keys every second (LATCHKEY_KEY_RELOAD_INTERVAL=1).
-    std::thread::sleep(Duration::from_millis(2500));
+    // The daemon reloads keys every second (LATCHKEY_KEY_RELOAD_INTERVAL=1); the JWKS and the
+    // signing key change in the same reload.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while published_keys(&url) <= keys_before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rotated key never got published"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     run_node(
         &format!("from-ba-rotated-{alg}"),
         &["from-ba.mjs", "rotated"],
@@ -563,4 +572,15 @@ fn python_pyjwt_and_fastapi_rs256() {
 #[test]
 fn python_pyjwt_and_fastapi_es256() {
     python_backends("ES256");
+}
+
+/// How many keys the auth daemon at `url` publishes.
+fn published_keys(url: &str) -> usize {
+    latchkey_e2e::http::Client::new(url)
+        .get("/api/auth/jwks")
+        .send()
+        .json()["keys"]
+        .as_array()
+        .map(Vec::len)
+        .unwrap_or(0)
 }

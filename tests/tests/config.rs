@@ -82,24 +82,31 @@ fn exercise_and_collect_logs(level: &str) -> (Vec<(&'static str, String)>, Strin
     let auth = Auth::start_with(|s| s.env("LATCHKEY_LOG", level));
     let api = Api::start_with(&auth.url(), |s| s.env("LATCHKEY_LOG", level));
     let s = auth.new_user();
-    let _ = auth.sign_in_resp(&s.email(), "a wrong password");
-    let _ = auth.sign_in(&s.email(), PASSWORD);
-    let _ = auth
+    // Every step must really happen, or the logs checked below never saw the secrets.
+    auth.sign_in_resp(&s.email(), "a wrong password")
+        .expect_error(401, "INVALID_EMAIL_OR_PASSWORD");
+    auth.sign_in(&s.email(), PASSWORD);
+    let r = auth
         .client()
         .get("/api/auth/get-session")
         .cookies(&s.jar)
         .send();
+    r.expect(200);
+    assert!(r.json()["session"].is_object());
     let token = auth.jwt(&s);
     api.me(&token).expect(200);
-    let _ = auth
-        .client()
+    auth.client()
         .post("/api/auth/change-password")
         .bearer(&s.bearer)
         .json(&json!({"currentPassword": PASSWORD, "newPassword": "new password 123"}))
-        .send();
+        .send()
+        .expect(200);
     let rotate = auth.tool(&["keys", "rotate"]);
+    rotate.assert_success();
     let check = auth.tool(&["check-config"]);
+    check.assert_success();
     let migrate = auth.tool(&["migrate"]);
+    migrate.assert_success();
     assert!(
         !auth.daemon.log().is_empty(),
         "the auth daemon logged nothing"

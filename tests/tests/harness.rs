@@ -1,7 +1,7 @@
 //! Checks of the harness itself (no latchkey daemon involved).
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use latchkey_e2e::{cluster, proc, Client, Upstream};
 use serde_json::json;
@@ -92,9 +92,9 @@ fn client_and_upstream_round_trip() {
 }
 
 #[test]
-fn cluster_starts_quickly_once() {
-    let t = Instant::now();
-    let _ = cluster();
-    let _ = cluster();
-    assert!(t.elapsed() < Duration::from_secs(60));
+fn cluster_is_started_once_per_process() {
+    let a = cluster();
+    let b = cluster();
+    assert!(std::ptr::eq(a, b));
+    assert_eq!(a.port, b.port);
 }

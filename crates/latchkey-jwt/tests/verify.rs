@@ -89,7 +89,11 @@ struct JwksServer {
 
 impl JwksServer {
     async fn start(keys: &[&TestKey]) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on("127.0.0.1:0".parse().unwrap(), keys).await
+    }
+
+    async fn start_on(addr: std::net::SocketAddr, keys: &[&TestKey]) -> Self {
+        let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let doc = Arc::new(Mutex::new(
             json!({"keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()}),
@@ -393,17 +397,22 @@ async fn no_keys_when_the_server_was_never_reachable() {
 
 #[tokio::test]
 async fn refresher_retries_until_the_server_appears() {
-    let ed = ed25519("ed");
-    let server = JwksServer::start(&[&ed]).await;
-    let v = Verifier::new(config(server.url())).unwrap();
+    // The auth daemon is down when the verifier starts: nothing listens on the port yet.
+    let reserved = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = reserved.local_addr().unwrap();
+    drop(reserved);
+    let v = Verifier::new(config(format!("http://{addr}/api/auth/jwks"))).unwrap();
     let task = v.spawn_refresher();
-    for _ in 0..50 {
-        if v.is_ready() {
-            break;
-        }
+    tokio::task::yield_now().await;
+    assert!(!v.is_ready());
+    // It comes up later; the refresher's retries find it without any request asking.
+    let ed = ed25519("ed");
+    let server = JwksServer::start_on(addr, &[&ed]).await;
+    while !v.is_ready() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(v.is_ready());
+    assert!(server.hits.load(Ordering::SeqCst) >= 1);
+    assert!(v.verify(&sign(&ed, &claims())).await.is_ok());
     task.abort();
 }
 
