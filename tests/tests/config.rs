@@ -388,3 +388,109 @@ fn credentials_directory_and_toml_config_file() {
     assert!(!all_output(&out).contains(&secret));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Our migrations on an empty database make exactly the schema Better-Auth's own migrator
+/// makes (spec §1.1): same columns, types, nullability, defaults, constraints and indexes.
+#[test]
+fn migrations_create_exactly_better_auths_schema() {
+    let ours = cluster().create_db();
+    run_tool(
+        "latchkey-auth",
+        &["migrate"],
+        &auth_env(&ours, &"s".repeat(40)),
+    )
+    .assert_success();
+    let theirs = cluster().create_db();
+    theirs.execute(BETTER_AUTH_DDL);
+    let (ours, theirs) = (schema_snapshot(&ours), schema_snapshot(&theirs));
+    assert!(ours.len() > 40, "suspiciously small schema: {ours:#?}");
+    assert_eq!(ours, theirs);
+}
+
+/// Default caps, no settings: a body of 64 KiB passes the cap and one byte more does not; a
+/// request head beyond 32 KiB is refused before any handler runs.
+#[test]
+fn default_body_and_header_caps() {
+    let auth = Auth::start();
+    let port = auth.daemon.port();
+    let exchange = |len: usize| {
+        // A JSON object padded with spaces to exactly `len` bytes.
+        let core = r#"{"email":"cap@example.com","password":"wrong password"}"#;
+        let body = format!("{core}{}", " ".repeat(len - core.len()));
+        let head = format!(
+            "POST /api/auth/sign-in/email HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: {len}\r\nconnection: close\r\n\r\n"
+        );
+        latchkey_e2e::http::raw_status(&latchkey_e2e::http::raw_exchange(
+            port,
+            &head,
+            body.into_bytes(),
+        ))
+    };
+    assert_eq!(
+        exchange(65_536),
+        Some(401),
+        "a 64 KiB body is within the cap"
+    );
+    assert_eq!(exchange(65_537), Some(413), "one byte over the cap");
+    let head = format!(
+        "GET /api/auth/ok HTTP/1.1\r\nhost: 127.0.0.1\r\nx-filler: {}\r\nconnection: close\r\n\r\n",
+        "a".repeat(40 * 1024)
+    );
+    let status =
+        latchkey_e2e::http::raw_status(&latchkey_e2e::http::raw_exchange(port, &head, Vec::new()));
+    assert_eq!(status, Some(431), "an oversized request head");
+    auth.client().get("/api/auth/ok").send().expect(200);
+}
+
+/// `latchkey-api check-config`, `LATCHKEY_CONFIG` instead of `--config`, and a secret from
+/// `DATABASE_URL_FILE`.
+#[test]
+fn api_check_config_config_env_and_database_url_file() {
+    let db = cluster().create_db();
+    let dir = std::env::temp_dir().join(format!(
+        "latchkey-apicfg-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let toml = dir.join("api.toml");
+    std::fs::write(
+        &toml,
+        "better_auth_url = \"http://127.0.0.1:3999\"\nrevocation = \"session\"\n",
+    )
+    .unwrap();
+    let url_file = dir.join("database-url");
+    std::fs::write(&url_file, format!("{}\n", db.url)).unwrap();
+    let env = |extra: &[(&str, String)]| -> Vec<(String, String)> {
+        let mut env = vec![("LATCHKEY_CONFIG".to_string(), toml.display().to_string())];
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        env
+    };
+    // Revocation needs a database URL: without one, one line naming it, exit 2.
+    let out = run_tool("latchkey-api", &["check-config"], &env(&[]));
+    assert_eq!(out.code(), Some(2), "{out:?}");
+    let text = all_output(&out);
+    assert_eq!(text.trim().lines().count(), 1, "{text}");
+    assert!(text.contains("DATABASE_URL"), "{text}");
+    let out = run_tool(
+        "latchkey-api",
+        &["check-config"],
+        &env(&[("DATABASE_URL_FILE", url_file.display().to_string())]),
+    );
+    out.assert_success();
+    assert!(out.stdout.contains("configuration ok"), "{out:?}");
+    // A bad value in the file is named.
+    std::fs::write(
+        &toml,
+        "better_auth_url = \"http://127.0.0.1:3999\"\nrevocation = \"sometimes\"\n",
+    )
+    .unwrap();
+    let out = run_tool(
+        "latchkey-api",
+        &["check-config"],
+        &env(&[("DATABASE_URL_FILE", url_file.display().to_string())]),
+    );
+    assert_eq!(out.code(), Some(2), "{out:?}");
+    assert!(all_output(&out).contains("LATCHKEY_REVOCATION"), "{out:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -109,3 +109,68 @@ fn keys_and_sessions_survive_a_restart() {
     jwt::verify_with_jwks(&before, &auth.jwks());
     assert_eq!(auth.db.count("SELECT count(*) FROM jwks"), 1);
 }
+
+/// Restarting with another `LATCHKEY_JWT_ALG` makes a key of that algorithm; the old key stays
+/// published, so tokens signed before the switch keep verifying.
+#[test]
+fn switching_the_algorithm_keeps_old_tokens_valid() {
+    let mut auth = Auth::start();
+    let api = Api::start(&auth);
+    let s = auth.new_user();
+    let old = auth.jwt(&s);
+    assert_eq!(jwt::decode(&old).header["alg"], "EdDSA");
+
+    auth.daemon.spec.set_env("LATCHKEY_JWT_ALG", "RS256");
+    auth.daemon.restart();
+    let new = auth.jwt(&s);
+    assert_eq!(jwt::decode(&new).header["alg"], "RS256");
+    let mut algs: Vec<String> = auth.jwks()["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["alg"].as_str().unwrap().to_string())
+        .collect();
+    algs.sort();
+    assert_eq!(algs, ["EdDSA", "RS256"]);
+    api.me(&old).expect(200);
+    api.me(&new).expect(200);
+}
+
+/// latchkey-api refreshes its key set in the background (LATCHKEY_JWKS_REFRESH), not only when
+/// a token with an unknown kid arrives: after a rotation it learns the new key with no request,
+/// and then serves tokens signed with it while the auth daemon is down.
+#[test]
+fn api_learns_rotated_keys_in_the_background() {
+    let mut auth = Auth::start_with(|s| s.env("LATCHKEY_KEY_RELOAD_INTERVAL", "1"));
+    let api = Api::start_with(&auth.url(), |s| {
+        s.env("LATCHKEY_JWKS_REFRESH", "1")
+            .env("LATCHKEY_LOG", "info,latchkey_jwt=debug")
+    });
+    api.wait_ready();
+    let s = auth.new_user();
+    let before = kid_of(&auth.jwt(&s));
+    auth.tool(&["keys", "rotate"]).assert_success();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let token = loop {
+        let t = auth.jwt(&s);
+        if kid_of(&t) != before {
+            break t;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "auth never signed with the new key"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    // No request has shown the API the new kid; only its refresher can load two keys.
+    while !api.daemon.log().contains("JWKS loaded keys=2") {
+        assert!(
+            Instant::now() < deadline,
+            "the API never refreshed in the background:\n{}",
+            api.daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    auth.daemon.terminate();
+    api.me(&token).expect(200);
+}

@@ -174,3 +174,46 @@ fn bodies_over_the_limit_are_refused() {
         "the whole oversized body reached the upstream"
     );
 }
+
+/// An upstream that is down answers 502; one that accepts but never answers, 504 after
+/// `LATCHKEY_UPSTREAM_TIMEOUT`. Both as JSON errors, neither a hang.
+#[test]
+fn upstream_down_is_502_and_silent_upstream_is_504() {
+    let auth = Auth::start();
+    let session = auth.new_user();
+    let token = auth.jwt(&session);
+
+    let closed = latchkey_e2e::free_port();
+    let api = Api::start_with(&auth.url(), |s| {
+        s.env("LATCHKEY_UPSTREAM", format!("http://127.0.0.1:{closed}"))
+    });
+    api.client()
+        .get("/anything")
+        .bearer(&token)
+        .send()
+        .expect_error(502, "BAD_GATEWAY");
+
+    // Accepts connections, reads nothing, answers nothing.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let held = std::thread::spawn(move || {
+        let mut conns = Vec::new();
+        for conn in silent.incoming().take(1) {
+            conns.push(conn);
+            std::thread::sleep(std::time::Duration::from_secs(5));
+        }
+    });
+    let api = Api::start_with(&auth.url(), |s| {
+        s.env(
+            "LATCHKEY_UPSTREAM",
+            format!("http://127.0.0.1:{silent_port}"),
+        )
+        .env("LATCHKEY_UPSTREAM_TIMEOUT", "1")
+    });
+    api.client()
+        .get("/slow")
+        .bearer(&token)
+        .send()
+        .expect_error(504, "GATEWAY_TIMEOUT");
+    held.join().unwrap();
+}
