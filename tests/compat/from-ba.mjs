@@ -255,6 +255,28 @@ if (phase === "rotated") {
     const r = await me(API, state.jwt);
     assert.equal(r.status, 200, `/api/me: ${r.text}`);
   });
+  // MIGRATING.md: while both run, Better-Auth signs with the key latchkey rotated to (it picks
+  // the newest unexpired key of its algorithm, re-read on every signature).
+  const sidePort = process.env.BA_SIDE_PORT;
+  if (sidePort) {
+    await step("a Better-Auth server beside latchkey signs with the key latchkey rotated to", async () => {
+      const ba = await startBA({ databaseUrl: DB, secret: env("BETTER_AUTH_SECRET"), baseURL: AUTH, listenPort: sidePort, alg: ALG });
+      try {
+        const A = makeClient(AUTH);
+        ok(await A.client.signIn.email({ email: alice.email, password: alice.password }));
+        const { token } = ok(await A.client.token());
+        const r = await http("GET", `http://127.0.0.1:${sidePort}/api/auth/get-session`, { headers: { cookie: A.jar.header() } });
+        assert.equal(r.status, 200, r.text);
+        const baJwt = r.headers.get("set-auth-jwt");
+        assert.ok(baJwt, "Better-Auth sent set-auth-jwt");
+        assert.equal(jwtHeader(baJwt).kid, jwtHeader(token).kid, "Better-Auth signs with latchkey's new key");
+        assert.notEqual(jwtHeader(baJwt).kid, state.kid);
+        assert.equal((await me(API, baJwt)).status, 200);
+      } finally {
+        await ba.close();
+      }
+    });
+  }
   done("from-ba.mjs rotated");
 }
 
