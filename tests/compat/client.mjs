@@ -203,6 +203,38 @@ if (DB) {
   });
 }
 
+await step("INVALID_CALLBACK_URL for an untrusted callbackURL", async () => {
+  const X = makeClient(AUTH);
+  fails(await X.client.signIn.email({ email, password: PASSWORD, callbackURL: "https://evil.example/after" }), 403, "INVALID_CALLBACK_URL", "sign-in");
+  fails(await X.client.signUp.email({ name: "n", email: randomEmail(), password: PASSWORD, callbackURL: "//evil.example" }), 403, "INVALID_CALLBACK_URL", "sign-up");
+});
+
+if (DB) {
+  await step("CREDENTIAL_ACCOUNT_NOT_FOUND on change-password for a user without a password account", async () => {
+    const N = makeClient(AUTH);
+    const u = { name: "No Password", email: randomEmail("nopw"), password: PASSWORD };
+    const { user } = ok(await N.client.signUp.email(u));
+    const db = new pg.Client({ connectionString: DB });
+    await db.connect();
+    // As for a user who only ever signed in with a social provider.
+    await db.query(`DELETE FROM "account" WHERE "userId" = $1`, [user.id]);
+    await db.end();
+    fails(await N.client.changePassword({ currentPassword: PASSWORD, newPassword: NEW_PASSWORD }), 400, "CREDENTIAL_ACCOUNT_NOT_FOUND");
+  });
+}
+
+if (process.env.RATE_LIMITED_AUTH_URL) {
+  await step("429 with X-Retry-After from a rate-limited server, as the client sees it", async () => {
+    const R = makeClient(process.env.RATE_LIMITED_AUTH_URL.replace(/\/$/, ""));
+    const who = { email: randomEmail("limited"), password: PASSWORD };
+    for (let i = 0; i < 3; i++) fails(await R.client.signIn.email(who), 401, "INVALID_EMAIL_OR_PASSWORD", `attempt ${i + 1}`);
+    const e = fails(await R.client.signIn.email(who), 429, undefined, "attempt 4");
+    assert.equal(e.message, "Too many requests. Please try again later.");
+    const retry = Number(R.last().headers.get("x-retry-after"));
+    assert.ok(retry >= 1, `X-Retry-After: ${retry}`);
+  });
+}
+
 await step("change-password: INVALID_PASSWORD, PASSWORD_TOO_SHORT, then revokeOtherSessions", async () => {
   const D = makeClient(AUTH);
   ok(await D.client.signIn.email({ email, password: PASSWORD }));

@@ -313,6 +313,12 @@ fn state_file(name: &str) -> String {
 fn official_client_against_latchkey(alg: &str) {
     let auth = Auth::start_with(|s| s.env("LATCHKEY_JWT_ALG", alg));
     let api = Api::start(&auth);
+    // The main run signs in dozens of times from one address; the 429 check gets a server of
+    // its own with the default rate limit on.
+    let limited = Auth::start_with(|s| {
+        s.env("LATCHKEY_RATE_LIMIT", "on")
+            .env("LATCHKEY_RATE_LIMIT_WINDOW", "600")
+    });
     api.wait_ready();
     run_node(
         &format!("client-{alg}"),
@@ -323,8 +329,9 @@ fn official_client_against_latchkey(alg: &str) {
             ("TRUSTED_ORIGIN", TRUSTED_ORIGIN.to_string()),
             ("DATABASE_URL", auth.db.url.clone()),
             ("JWT_ALG", alg.to_string()),
+            ("RATE_LIMITED_AUTH_URL", limited.url()),
         ],
-        &|| logs(&[&auth.daemon, &api.daemon]),
+        &|| logs(&[&auth.daemon, &api.daemon, &limited.daemon]),
     );
 }
 
