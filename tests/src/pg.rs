@@ -225,22 +225,33 @@ impl Cluster {
         panic!("{last_err}");
     }
 
-    /// Stops postgres (fast shutdown: open connections are cut, as in a real restart) and
-    /// starts it again on the same port and data directory. Tests in the same process share the
-    /// cluster, so only a test binary of its own should call this.
-    pub fn restart(&self) {
+    /// Stops postgres (fast shutdown: open connections are cut, as in a real outage). Tests in
+    /// the same process share the cluster, so only a test binary of its own should call this,
+    /// and [`Cluster::start_again`] must follow.
+    pub fn stop(&self) {
         let mut child = self.child.lock().unwrap();
         proc::signal(child.id(), libc::SIGINT);
         proc::wait_timeout(&mut child, Duration::from_secs(30))
             .ok()
             .flatten()
             .expect("postgres did not stop within 30 s");
+    }
+
+    /// Starts postgres again on the same port and data directory after [`Cluster::stop`].
+    pub fn start_again(&self) {
+        let mut child = self.child.lock().unwrap();
         *child = self.command.spawn(false);
         self.pid
             .store(child.id(), std::sync::atomic::Ordering::SeqCst);
         drop(child);
         self.wait_ready(Duration::from_secs(30))
             .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// [`Cluster::stop`] then [`Cluster::start_again`].
+    pub fn restart(&self) {
+        self.stop();
+        self.start_again();
     }
 
     /// The CA to verify the server with, when it serves TLS.

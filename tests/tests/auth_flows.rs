@@ -965,3 +965,51 @@ fn array_body_is_a_validation_error() {
         .send()
         .expect_error(400, "VALIDATION_ERROR");
 }
+
+/// More sign-ins than the hasher can take: the overflow waits at most
+/// LATCHKEY_HASH_QUEUE_TIMEOUT, then gets 503 SERVER_BUSY instead of queueing without end;
+/// sessions keep being served meanwhile.
+#[test]
+fn hash_queue_overflow_is_a_503_and_sessions_keep_working() {
+    let auth = Auth::start_with(|s| {
+        s.env("LATCHKEY_HASH_CONCURRENCY", "1")
+            .env("LATCHKEY_HASH_QUEUE_TIMEOUT", "1")
+    });
+    let s = auth.new_user();
+    let url = auth.url();
+    // 150 unknown-email sign-ins at once: one hash at a time, each some tens of ms, so well
+    // over a second of queued work.
+    let flood: Vec<_> = (0..150)
+        .map(|i| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                latchkey_e2e::http::Client::new(&url)
+                    .post("/api/auth/sign-in/email")
+                    .json(&json!({"email": format!("nobody{i}@example.com"), "password": PASSWORD}))
+                    .send()
+            })
+        })
+        .collect();
+    // While it runs, a session lookup needs no hash and is answered.
+    let r = auth
+        .client()
+        .get("/api/auth/get-session")
+        .bearer(&s.bearer)
+        .send();
+    r.expect(200);
+    assert!(r.json()["session"].is_object());
+    let (mut busy, mut refused) = (0, 0);
+    for t in flood {
+        let r = t.join().unwrap();
+        match r.status {
+            503 => {
+                assert_eq!(r.json()["code"], "SERVER_BUSY", "{}", r.text());
+                busy += 1;
+            }
+            401 => refused += 1,
+            other => panic!("unexpected {other}: {}", r.text()),
+        }
+    }
+    assert!(busy > 0, "no request was turned away ({refused} answered)");
+    assert!(refused > 0, "the hasher answered none");
+}

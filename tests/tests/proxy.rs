@@ -217,3 +217,43 @@ fn upstream_down_is_502_and_silent_upstream_is_504() {
         .expect_error(504, "GATEWAY_TIMEOUT");
     held.join().unwrap();
 }
+
+/// SIGTERM drains: a request already being served (here, waiting on a slow upstream) is
+/// answered in full before the daemon exits, with status 0.
+#[test]
+fn sigterm_lets_an_in_flight_request_finish() {
+    use std::io::{BufRead, BufReader, Write};
+    let auth = Auth::start();
+    let session = auth.new_user();
+    let token = auth.jwt(&session);
+
+    let slow = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let slow_port = slow.local_addr().unwrap().port();
+    let (arrived_tx, arrived) = std::sync::mpsc::channel();
+    let upstream = std::thread::spawn(move || {
+        let (conn, _) = slow.accept().unwrap();
+        let mut reader = BufReader::new(conn.try_clone().unwrap());
+        let mut line = String::new();
+        while reader.read_line(&mut line).unwrap() > 0 && line != "\r\n" {
+            line.clear();
+        }
+        arrived_tx.send(()).unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        let mut conn = conn;
+        conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\nconnection: close\r\n\r\ndone")
+            .unwrap();
+    });
+    let mut api = Api::start_with(&auth.url(), |s| {
+        s.env("LATCHKEY_UPSTREAM", format!("http://127.0.0.1:{slow_port}"))
+    });
+    let client = api.client();
+    let request = std::thread::spawn(move || client.get("/slow").bearer(&token).send());
+    arrived
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the request reached the upstream");
+    api.daemon.terminate_cleanly();
+    let r = request.join().unwrap();
+    r.expect(200);
+    assert_eq!(r.text(), "done");
+    upstream.join().unwrap();
+}

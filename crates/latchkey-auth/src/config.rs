@@ -32,6 +32,8 @@ pub struct AuthConfig {
     pub max_body_bytes: usize,
     pub hash_scheme: HashScheme,
     pub hash_concurrency: usize,
+    /// How long a sign-in may wait for a hashing slot before a 503.
+    pub hash_queue_timeout: Duration,
     pub db_pool_size: usize,
     pub rate_limit: RateLimitPolicy,
 }
@@ -178,6 +180,17 @@ impl AuthConfig {
                 "must be at least 1",
             ));
         }
+        let hash_queue_timeout = src.seconds_within(
+            "LATCHKEY_HASH_QUEUE_TIMEOUT",
+            Duration::from_secs(10),
+            Duration::from_secs(300),
+        )?;
+        if hash_queue_timeout.is_zero() {
+            return Err(ConfigError::new(
+                "LATCHKEY_HASH_QUEUE_TIMEOUT",
+                "must be at least 1 second",
+            ));
+        }
         let max_body_bytes = src.parse_or("LATCHKEY_MAX_BODY_BYTES", 64 * 1024)?;
         let db_pool_size = src.parse_or("LATCHKEY_DB_POOL_SIZE", 16)?;
         if db_pool_size == 0 {
@@ -227,6 +240,7 @@ impl AuthConfig {
             max_body_bytes,
             hash_scheme,
             hash_concurrency,
+            hash_queue_timeout,
             db_pool_size,
             rate_limit,
         })

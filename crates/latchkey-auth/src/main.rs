@@ -157,7 +157,11 @@ async fn serve(config: AuthConfig) -> Result<(), AuthError> {
     migrate_with_retry(&pool).await?;
     let keys = Arc::new(Keys::new(pool.clone(), &config.secret, config.keys.clone()));
     keys.ensure().await?;
-    let hasher = Hasher::new(config.hash_scheme, config.hash_concurrency)?;
+    let hasher = Hasher::new(
+        config.hash_scheme,
+        config.hash_concurrency,
+        config.hash_queue_timeout,
+    )?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| AuthError::internal(format!("cannot listen on {}: {e}", config.listen)))?;

@@ -20,8 +20,6 @@ use zeroize::Zeroizing;
 const ARGON2_M_KIB: u32 = 19_456;
 const ARGON2_T: u32 = 2;
 const ARGON2_P: u32 = 1;
-/// How long a request may wait for a hashing slot before it is told the server is busy.
-const QUEUE_WAIT: Duration = Duration::from_secs(10);
 
 /// Which algorithm writes new hashes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,13 +52,19 @@ pub struct Hasher {
 struct Inner {
     scheme: HashScheme,
     slots: Arc<Semaphore>,
+    /// How long a request may wait for a hashing slot before it is told the server is busy.
+    queue_wait: Duration,
     /// A real hash (in the configured scheme) of a random password: unknown emails verify
     /// against it so that they cost the same time as a wrong password.
     decoy: String,
 }
 
 impl Hasher {
-    pub fn new(scheme: HashScheme, max_in_flight: usize) -> Result<Self, HashError> {
+    pub fn new(
+        scheme: HashScheme,
+        max_in_flight: usize,
+        queue_wait: Duration,
+    ) -> Result<Self, HashError> {
         let random = SecretString::from(crate::ids::random_string(32));
         let decoy = match scheme {
             HashScheme::Argon2id => argon2_hash(&random)?,
@@ -70,6 +74,7 @@ impl Hasher {
             inner: Arc::new(Inner {
                 scheme,
                 slots: Arc::new(Semaphore::new(max_in_flight.max(1))),
+                queue_wait,
                 decoy,
             }),
         })
@@ -111,10 +116,13 @@ impl Hasher {
         &self,
         job: impl FnOnce() -> Result<T, HashError> + Send + 'static,
     ) -> Result<T, HashError> {
-        let permit = tokio::time::timeout(QUEUE_WAIT, self.inner.slots.clone().acquire_owned())
-            .await
-            .map_err(|_| HashError::Busy)?
-            .map_err(|_| HashError::Busy)?;
+        let permit = tokio::time::timeout(
+            self.inner.queue_wait,
+            self.inner.slots.clone().acquire_owned(),
+        )
+        .await
+        .map_err(|_| HashError::Busy)?
+        .map_err(|_| HashError::Busy)?;
         // The permit lives inside the blocking job: if the client disconnects and this future
         // is dropped, the hash still runs to completion, and the slot must stay taken until it
         // has. Otherwise dropped connections would start unbounded hashes.
@@ -255,7 +263,7 @@ mod tests {
 
     #[tokio::test]
     async fn hasher_runs_jobs_and_decoy_fails() {
-        let h = Hasher::new(HashScheme::Argon2id, 2).unwrap();
+        let h = Hasher::new(HashScheme::Argon2id, 2, Duration::from_secs(10)).unwrap();
         let stored = h.hash(&pw("password123")).await.unwrap();
         assert!(h.verify(&pw("password123"), &stored).await.unwrap().ok);
         h.verify_decoy(&pw("password123")).await.unwrap();
