@@ -30,72 +30,64 @@ let
       "http://${common.listenString auth.listen}";
 in
 {
-  options.services.latchkey-api = {
-    enable = lib.mkEnableOption "latchkey-api, the resource server for Better-Auth JWTs";
-
-    package = lib.mkPackageOption pkgs "latchkey-api" { };
-
-    listen = common.listenOption {
+  options.services.latchkey-api =
+    common.serviceOptions {
+      inherit pkgs;
       name = "latchkey-api";
+      description = "latchkey-api, the resource server for Better-Auth JWTs";
       defaultPort = 8000;
-    };
-
-    openFirewall = lib.mkOption {
-      type = lib.types.bool;
-      default = false;
-      description = "Open {option}`services.latchkey-api.listen.port` in the firewall.";
-    };
-
-    databaseUrlFile = common.secretFileOption ''
-      File holding `DATABASE_URL` of the auth database, read only with
-      `settings.revocation = "session"` (then required).
-    '';
-
-    settings = lib.mkOption {
-      default = { };
-      description = ''
-        The daemon's TOML settings (RFC 42 freeform). A key is the setting's environment
-        name in lower case, with or without the `latchkey_` prefix: `jwks_url`, `jwt_issuer`,
-        `jwt_audience`, `jwks_refresh`, `jwks_ca_file`, `revocation_cache_ttl`, `upstream`,
-        `upstream_timeout`, `max_body_bytes`, ... The file lands in the world-readable Nix
-        store: secrets are refused here.
+    }
+    // {
+      databaseUrlFile = common.secretFileOption ''
+        File holding `DATABASE_URL` of the auth database, read only with
+        `settings.revocation = "session"` (then required).
       '';
-      example = lib.literalExpression ''
-        {
-          better_auth_url = "https://auth.example.com";
-          upstream = "http://127.0.0.1:9000";
-        }
-      '';
-      type = lib.types.submodule {
-        freeformType = format.type;
-        options = {
-          better_auth_url = lib.mkOption {
-            type = lib.types.nullOr lib.types.str;
-            default = if localAuth then localAuthUrl else null;
-            defaultText = lib.literalMD "the local latchkey-auth's URL when it is enabled, else null";
-            example = "https://auth.example.com";
-            description = ''
-              URL of latchkey-auth: the JWKS is fetched from `<origin>/api/auth/jwks`, and its
-              origin is the expected issuer and audience. Required unless both `jwks_url` and
-              `jwt_issuer` are set.
-            '';
-          };
-          revocation = lib.mkOption {
-            type = lib.types.enum [
-              "off"
-              "session"
-            ];
-            default = "off";
-            description = ''
-              `session`: also refuse tokens whose session was signed out or revoked, by asking
-              the auth database (cached for `revocation_cache_ttl` seconds). Needs
-              {option}`services.latchkey-api.databaseUrlFile`.
-            '';
+
+      settings = lib.mkOption {
+        default = { };
+        description = ''
+          The daemon's TOML settings (RFC 42 freeform). A key is the setting's environment
+          name in lower case, with or without the `latchkey_` prefix: `jwks_url`, `jwt_issuer`,
+          `jwt_audience`, `jwks_refresh`, `jwks_ca_file`, `revocation_cache_ttl`, `upstream`,
+          `upstream_timeout`, `max_body_bytes`, ... The file lands in the world-readable Nix
+          store: secrets are refused here.
+        '';
+        example = lib.literalExpression ''
+          {
+            better_auth_url = "https://auth.example.com";
+            upstream = "http://127.0.0.1:9000";
+          }
+        '';
+        type = lib.types.submodule {
+          freeformType = format.type;
+          options = {
+            better_auth_url = lib.mkOption {
+              type = lib.types.nullOr lib.types.str;
+              default = if localAuth then localAuthUrl else null;
+              defaultText = lib.literalMD "the local latchkey-auth's URL when it is enabled, else null";
+              example = "https://auth.example.com";
+              description = ''
+                URL of latchkey-auth: the JWKS is fetched from `<origin>/api/auth/jwks`, and its
+                origin is the expected issuer and audience. Required unless both `jwks_url` and
+                `jwt_issuer` are set.
+              '';
+            };
+            revocation = lib.mkOption {
+              type = lib.types.enum [
+                "off"
+                "session"
+              ];
+              default = "off";
+              description = ''
+                `session`: also refuse tokens whose session was signed out or revoked, by asking
+                the auth database (cached for `revocation_cache_ttl` seconds). Needs
+                {option}`services.latchkey-api.databaseUrlFile`.
+              '';
+            };
           };
         };
       };
     };
-  };
 
   config = lib.mkIf cfg.enable {
     assertions = [

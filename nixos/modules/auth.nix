@@ -44,100 +44,92 @@ let
   '';
 in
 {
-  options.services.latchkey-auth = {
-    enable = lib.mkEnableOption "latchkey-auth, the Better-Auth compatible auth daemon";
-
-    package = lib.mkPackageOption pkgs "latchkey-auth" { };
-
-    listen = common.listenOption {
+  options.services.latchkey-auth =
+    common.serviceOptions {
+      inherit pkgs;
       name = "latchkey-auth";
+      description = "latchkey-auth, the Better-Auth compatible auth daemon";
       defaultPort = 3000;
-    };
-
-    openFirewall = lib.mkOption {
-      type = lib.types.bool;
-      default = false;
-      description = "Open {option}`services.latchkey-auth.listen.port` in the firewall.";
-    };
-
-    secretFile = common.secretFileOption ''
-      File holding `BETTER_AUTH_SECRET` (at least 32 characters; a trailing newline is
-      dropped), e.g. made with `openssl rand -base64 48`. Required.
-    '';
-
-    databaseUrlFile = common.secretFileOption ''
-      File holding `DATABASE_URL`, a `postgres://` URL or a libpq `key=value` string. Required
-      when {option}`services.latchkey-auth.database.createLocally` is off; must be null when it
-      is on.
-    '';
-
-    database = {
-      createLocally = lib.mkOption {
-        type = lib.types.bool;
-        default = true;
-        description = ''
-          Run PostgreSQL on this host ({option}`services.postgresql`), create the role and the
-          database it owns, and connect over `/run/postgresql` with peer authentication: no
-          password exists. The service's dynamic user is named after the role.
-        '';
-      };
-      name = lib.mkOption {
-        type = lib.types.str;
-        default = "latchkey-auth";
-        description = "Database name (with createLocally, it must equal the role name).";
-      };
-      user = lib.mkOption {
-        type = lib.types.str;
-        default = "latchkey-auth";
-        description = ''
-          Role name; also the name of the service's dynamic user (`User=` with
-          `DynamicUser=`), which peer authentication matches against the role.
-        '';
-      };
-    };
-
-    settings = lib.mkOption {
-      default = { };
-      description = ''
-        The daemon's TOML settings (RFC 42 freeform). A key is the setting's environment
-        name in lower case, with or without the `latchkey_` prefix: `jwt_expires_in`,
-        `session_expires_in`, `key_rotation_interval`, `key_grace_period`, `password_hash`,
-        `max_body_bytes`, `db_pool_size`, ... The file lands in the world-readable Nix store:
-        secrets are refused here and go through the `*File` options.
+    }
+    // {
+      secretFile = common.secretFileOption ''
+        File holding `BETTER_AUTH_SECRET` (at least 32 characters; a trailing newline is
+        dropped), e.g. made with `openssl rand -base64 48`. Required.
       '';
-      example = lib.literalExpression ''
-        {
-          better_auth_url = "https://auth.example.com";
-          better_auth_trusted_origins = [ "https://app.example.com" ];
-          jwt_expires_in = 900;
-        }
+
+      databaseUrlFile = common.secretFileOption ''
+        File holding `DATABASE_URL`, a `postgres://` URL or a libpq `key=value` string. Required
+        when {option}`services.latchkey-auth.database.createLocally` is off; must be null when it
+        is on.
       '';
-      type = lib.types.submodule {
-        freeformType = format.type;
-        options = {
-          better_auth_url = lib.mkOption {
-            type = lib.types.nullOr lib.types.str;
-            default = null;
-            example = "https://auth.example.com";
-            description = ''
-              Public URL of this daemon; its origin is the JWT issuer and audience and a
-              trusted origin. `https` turns on secure cookies. Null: `http://` + the listen
-              address.
-            '';
-          };
-          better_auth_trusted_origins = lib.mkOption {
-            type = lib.types.listOf lib.types.str;
-            default = [ ];
-            example = [
-              "https://app.example.com"
-              "https://*.example.com"
-            ];
-            description = "Further origins allowed to make cookie requests (`*` is a wildcard).";
+
+      database = {
+        createLocally = lib.mkOption {
+          type = lib.types.bool;
+          default = true;
+          description = ''
+            Run PostgreSQL on this host ({option}`services.postgresql`), create the role and the
+            database it owns, and connect over `/run/postgresql` with peer authentication: no
+            password exists. The service's dynamic user is named after the role.
+          '';
+        };
+        name = lib.mkOption {
+          type = lib.types.str;
+          default = "latchkey-auth";
+          description = "Database name (with createLocally, it must equal the role name).";
+        };
+        user = lib.mkOption {
+          type = lib.types.str;
+          default = "latchkey-auth";
+          description = ''
+            Role name; also the name of the service's dynamic user (`User=` with
+            `DynamicUser=`), which peer authentication matches against the role.
+          '';
+        };
+      };
+
+      settings = lib.mkOption {
+        default = { };
+        description = ''
+          The daemon's TOML settings (RFC 42 freeform). A key is the setting's environment
+          name in lower case, with or without the `latchkey_` prefix: `jwt_expires_in`,
+          `session_expires_in`, `key_rotation_interval`, `key_grace_period`, `password_hash`,
+          `max_body_bytes`, `db_pool_size`, ... The file lands in the world-readable Nix store:
+          secrets are refused here and go through the `*File` options.
+        '';
+        example = lib.literalExpression ''
+          {
+            better_auth_url = "https://auth.example.com";
+            better_auth_trusted_origins = [ "https://app.example.com" ];
+            jwt_expires_in = 900;
+          }
+        '';
+        type = lib.types.submodule {
+          freeformType = format.type;
+          options = {
+            better_auth_url = lib.mkOption {
+              type = lib.types.nullOr lib.types.str;
+              default = null;
+              example = "https://auth.example.com";
+              description = ''
+                Public URL of this daemon; its origin is the JWT issuer and audience and a
+                trusted origin. `https` turns on secure cookies. Null: `http://` + the listen
+                address.
+              '';
+            };
+            better_auth_trusted_origins = lib.mkOption {
+              type = lib.types.listOf lib.types.str;
+              default = [ ];
+              example = [
+                "https://app.example.com"
+                "https://*.example.com"
+              ];
+              description = "Further origins allowed to make cookie requests (`*` is a wildcard).";
+            };
           };
         };
       };
     };
-  };
 
   config = lib.mkIf cfg.enable {
     assertions = [

@@ -5,6 +5,28 @@ let
   hardening = import ../hardening.nix;
 in
 rec {
+  # The options every latchkey service has: enable, package, listen, openFirewall.
+  serviceOptions =
+    {
+      pkgs,
+      name,
+      description,
+      defaultPort,
+    }:
+    {
+      enable = lib.mkEnableOption description;
+
+      package = lib.mkPackageOption pkgs name { };
+
+      listen = listenOption { inherit name defaultPort; };
+
+      openFirewall = lib.mkOption {
+        type = lib.types.bool;
+        default = false;
+        description = "Open {option}`services.${name}.listen.port` in the firewall.";
+      };
+    };
+
   listenOption =
     { name, defaultPort }:
     lib.mkOption {
