@@ -11,9 +11,8 @@
 // DATABASE_URL (latchkey's database), BA_DATABASE_URL (an empty database for the reference
 // server), BA_PORT (free port).
 
-import pg from "pg";
 import { startBA, migrateBA } from "./ba.mjs";
-import { done, env, randomEmail, step } from "./lib.mjs";
+import { done, env, query, randomEmail, step } from "./lib.mjs";
 
 const LK = env("AUTH_URL").replace(/\/$/, "");
 const TRUSTED = env("TRUSTED_ORIGIN");
@@ -110,15 +109,7 @@ const PW = "diff password 1";
 // The same sequence of "fresh" addresses for both servers.
 const pool = Array.from({ length: 40 }, (_, i) => randomEmail(`f${i}`));
 
-async function sql(url, text, params = []) {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return (await c.query(text, params)).rows;
-  } finally {
-    await c.end();
-  }
-}
+const sql = query;
 
 async function scenario(base, db) {
   const out = [];

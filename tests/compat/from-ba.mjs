@@ -16,10 +16,9 @@
 // STATE_FILE, JWT_ALG (default EdDSA), BA_SIDE_PORT (check: a free port for the side-by-side BA).
 
 import fs from "node:fs";
-import pg from "pg";
 import { migrateBA, startBA } from "./ba.mjs";
 import {
-  assert, done, env, fails, http, jwtHeader, makeClient, ok, randomEmail, step, verifyJwt,
+  assert, credentialHash, done, env, fails, http, jwtHeader, makeClient, ok, query, randomEmail, step, verifyJwt,
 } from "./lib.mjs";
 
 const phase = process.argv[2];
@@ -27,21 +26,8 @@ const DB = env("DATABASE_URL");
 const STATE_FILE = env("STATE_FILE");
 const ALG = process.env.JWT_ALG || "EdDSA";
 
-async function sql(text, params = []) {
-  const c = new pg.Client({ connectionString: DB });
-  await c.connect();
-  try {
-    return (await c.query(text, params)).rows;
-  } finally {
-    await c.end();
-  }
-}
-
-async function passwordHash(userId) {
-  const rows = await sql(`SELECT password FROM "account" WHERE "userId" = $1 AND "providerId" = 'credential'`, [userId]);
-  assert.equal(rows.length, 1, `one credential account for ${userId}`);
-  return rows[0].password;
-}
+const sql = (text, params) => query(DB, text, params);
+const passwordHash = (userId) => credentialHash(DB, userId);
 
 const SCRYPT_RE = /^[0-9a-f]{32}:[0-9a-f]{128}$/;
 

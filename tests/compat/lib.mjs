@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { createAuthClient } from "better-auth/client";
 import { jwtClient } from "better-auth/client/plugins";
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from "jose";
+import pg from "pg";
 
 export { assert };
 
@@ -178,4 +179,22 @@ export async function http(method, url, { headers = {}, body } = {}) {
     parsed = text ? JSON.parse(text) : null;
   } catch {}
   return { status: res.status, headers: res.headers, body: parsed, text };
+}
+
+/** Runs one SQL statement on the database at `url`; returns its rows. */
+export async function query(url, text, params = []) {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return (await c.query(text, params)).rows;
+  } finally {
+    await c.end();
+  }
+}
+
+/** The stored password hash of the user's one credential account. */
+export async function credentialHash(url, userId) {
+  const rows = await query(url, `SELECT password FROM "account" WHERE "userId" = $1 AND "providerId" = 'credential'`, [userId]);
+  assert.equal(rows.length, 1, `one credential account for ${userId}`);
+  return rows[0].password;
 }

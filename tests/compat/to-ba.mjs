@@ -15,10 +15,9 @@
 // BETTER_AUTH_URL (check), API_URL (check, optional), JWT_ALG (default EdDSA).
 
 import fs from "node:fs";
-import pg from "pg";
 import { migrateBA, startBA } from "./ba.mjs";
 import {
-  assert, done, env, fails, http, jwtHeader, makeClient, ok, randomEmail, step, verifyJwt,
+  assert, credentialHash, done, env, fails, http, jwtHeader, makeClient, ok, query, randomEmail, step, verifyJwt,
 } from "./lib.mjs";
 
 const phase = process.argv[2];
@@ -27,21 +26,8 @@ const STATE_FILE = env("STATE_FILE");
 const ALG = process.env.JWT_ALG || "EdDSA";
 const SCRYPT_RE = /^[0-9a-f]{32}:[0-9a-f]{128}$/;
 
-async function sql(text, params = []) {
-  const c = new pg.Client({ connectionString: DB });
-  await c.connect();
-  try {
-    return (await c.query(text, params)).rows;
-  } finally {
-    await c.end();
-  }
-}
-
-async function passwordHash(userId) {
-  const rows = await sql(`SELECT password FROM "account" WHERE "userId" = $1 AND "providerId" = 'credential'`, [userId]);
-  assert.equal(rows.length, 1, `one credential account for ${userId}`);
-  return rows[0].password;
-}
+const sql = (text, params) => query(DB, text, params);
+const passwordHash = (userId) => credentialHash(DB, userId);
 
 if (phase === "fill") {
   const AUTH = env("AUTH_URL").replace(/\/$/, "");
