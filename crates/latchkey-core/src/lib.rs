@@ -4,11 +4,14 @@
 //! Nothing here knows about authentication; the daemons own their routes and their errors.
 
 pub mod config;
+pub mod cors;
 pub mod db;
 pub mod http;
 pub mod log;
 pub mod notify;
+pub mod origins;
 pub mod server;
+pub mod shutdown;
 pub mod tls;
 
 pub use config::{ConfigError, Source};

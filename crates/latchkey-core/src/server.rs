@@ -14,6 +14,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tracing::Instrument;
 
 use crate::http::HttpResponse;
 
@@ -72,8 +73,10 @@ pub async fn serve<H, F>(
         };
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
-        let service = service_fn(move |req| {
-            let fut = handler(req, peer);
+        let service = service_fn(move |mut req: Request<Incoming>| {
+            let id = RequestId::next();
+            req.extensions_mut().insert(id);
+            let fut = handler(req, peer).instrument(tracing::info_span!("request", id = %id));
             async move { Ok::<_, Infallible>(fut.await) }
         });
         let builder = builder.clone();
@@ -115,6 +118,49 @@ pub async fn serve<H, F>(
         () = tokio::time::sleep(SHUTDOWN_GRACE) => {
             tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}; closing them");
         }
+    }
+}
+
+/// Names one request in the logs: every line written while it is handled carries it (the
+/// `request` span), the access log line too, and the response's `X-Request-Id`. Unique per
+/// process start (a random prefix) and request (a counter), so replicas' logs do not collide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestId {
+    boot: u32,
+    seq: u64,
+}
+
+impl RequestId {
+    fn next() -> Self {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        use std::sync::OnceLock;
+        static BOOT: OnceLock<u32> = OnceLock::new();
+        static SEQ: AtomicU64 = AtomicU64::new(1);
+        let boot = *BOOT.get_or_init(|| {
+            // RandomState is seeded from the OS; good enough to tell process starts apart.
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u32(std::process::id());
+            h.finish() as u32
+        });
+        Self {
+            boot,
+            seq: SEQ.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    /// The id of a request served by [`serve`]; a fixed placeholder for one that was not.
+    pub fn of<B>(req: &Request<B>) -> Self {
+        req.extensions()
+            .get::<RequestId>()
+            .copied()
+            .unwrap_or(RequestId { boot: 0, seq: 0 })
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:08x}-{}", self.boot, self.seq)
     }
 }
 
