@@ -79,3 +79,13 @@ ensure_compat_tools() {
         apt_install "${pkgs[@]}"
     fi
 }
+
+# ensure_browser_tools: Debian's Chromium (/usr/bin/chromium) for the real-browser test
+# (tests/browser, driven by tests/tests/browser.rs through playwright-core, which never
+# downloads a browser of its own).
+ensure_browser_tools() {
+    if [ ! -x /usr/bin/chromium ]; then
+        log "/usr/bin/chromium not found; installing Debian's chromium"
+        apt_install chromium
+    fi
+}

@@ -14,6 +14,7 @@
 pub mod daemon;
 pub mod http;
 pub mod jwt;
+pub mod node;
 pub mod pg;
 pub mod proc;
 pub mod stack;

@@ -38,6 +38,25 @@ fn openssl(args: &[&str], dir: &Path) -> Result<(), String> {
 impl TestCert {
     /// Writes `ca.pem`, `cert.pem` and `key.pem` (and the CA's key) into `dir`.
     pub fn localhost(dir: &Path) -> Result<TestCert, String> {
+        Self::for_names(dir, &["localhost"], &["127.0.0.1"])
+    }
+
+    /// Like [`TestCert::localhost`], for a server certificate whose subjectAltName lists the
+    /// DNS names `dns` (the first is also its CN) and the IP addresses `ips`, e.g.
+    /// `&["auth.example.test", "api.example.test", "localhost"]` and `&["127.0.0.1"]`.
+    pub fn for_names(dir: &Path, dns: &[&str], ips: &[&str]) -> Result<TestCert, String> {
+        let cn = dns
+            .first()
+            .copied()
+            .or(ips.first().copied())
+            .ok_or("no name given")?;
+        let subject = format!("/CN={cn}");
+        let san = dns
+            .iter()
+            .map(|n| format!("DNS:{n}"))
+            .chain(ips.iter().map(|ip| format!("IP:{ip}")))
+            .collect::<Vec<_>>()
+            .join(",");
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let ec = [
             "-newkey",
@@ -57,13 +76,13 @@ impl TestCert {
         ca_args.extend(ec);
         ca_args.extend(["-keyout", "ca-key.pem", "-out", "ca.pem"]);
         openssl(&ca_args, dir)?;
-        let mut csr_args = vec!["req", "-subj", "/CN=localhost"];
+        let mut csr_args = vec!["req", "-subj", subject.as_str()];
         csr_args.extend(ec);
         csr_args.extend(["-keyout", "key.pem", "-out", "server.csr"]);
         openssl(&csr_args, dir)?;
         std::fs::write(
             dir.join("server.ext"),
-            "basicConstraints=CA:FALSE\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
+            format!("basicConstraints=CA:FALSE\nsubjectAltName={san}\n"),
         )
         .map_err(|e| e.to_string())?;
         openssl(
