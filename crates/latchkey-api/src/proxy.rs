@@ -8,11 +8,8 @@ use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGT
 use http::{Request, Response, Uri, Version};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use latchkey_core::http::{Body, BoxError, HttpResponse};
+use latchkey_core::http_client::{ClientBuilder, HttpsClient};
 use latchkey_core::ConfigError;
 use latchkey_jwt::Claims;
 
@@ -33,7 +30,7 @@ const HOP_BY_HOP: &[&str] = &[
 ];
 
 pub struct Proxy {
-    client: Client<HttpsConnector<HttpConnector>, Body>,
+    client: HttpsClient<Body>,
     upstream: Upstream,
     timeout: Duration,
     max_body: u64,
@@ -48,18 +45,14 @@ impl Proxy {
         max_body: u64,
         https: bool,
     ) -> Result<Self, ConfigError> {
-        let tls = latchkey_core::tls::https_client_config(None)
-            .map_err(|e| ConfigError::new("LATCHKEY_UPSTREAM", e))?;
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(Duration::from_secs(10)));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+        // The upstream usually sits beside us on plain http.
+        let client = ClientBuilder::new()
+            .allow_http(true)
+            .connect_timeout(Some(Duration::from_secs(10)))
+            .build()
+            .map_err(|e| ConfigError::new("LATCHKEY_UPSTREAM", e.to_string()))?;
         Ok(Self {
-            client: Client::builder(TokioExecutor::new()).build(connector),
+            client,
             upstream,
             timeout,
             max_body,

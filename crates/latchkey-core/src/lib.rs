@@ -1,5 +1,6 @@
 //! Plumbing shared by `latchkey-auth` and `latchkey-api`: configuration sources and secrets,
-//! the Postgres pool (with TLS), the HTTP server loop, responses, shutdown and readiness.
+//! the Postgres pool (with TLS), the HTTP server loop, the outbound HTTPS client, responses,
+//! CORS, shutdown and readiness.
 //!
 //! Nothing here knows about authentication; the daemons own their routes and their errors.
 
@@ -7,6 +8,7 @@ pub mod config;
 pub mod cors;
 pub mod db;
 pub mod http;
+pub mod http_client;
 pub mod log;
 pub mod notify;
 pub mod origins;

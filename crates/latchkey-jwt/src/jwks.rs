@@ -5,12 +5,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
+use latchkey_core::http_client::{ClientBuilder, HttpsClient};
 use serde_json::Value;
 
 use crate::Error;
@@ -18,7 +15,7 @@ use crate::Error;
 /// A JWKS document is a handful of keys; anything bigger is not one.
 pub(crate) const MAX_JWKS_BYTES: usize = 1024 * 1024;
 
-pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
+pub(crate) type HttpClient = HttpsClient<Empty<Bytes>>;
 
 /// One usable key and the single algorithm it may verify. Pinning the algorithm per key is
 /// what defeats alg confusion: a token's header cannot pick a different one.
@@ -32,20 +29,18 @@ pub(crate) struct KeySet {
     pub generation: u64,
 }
 
+/// Plain http is allowed (local and private-network setups; `Verifier::new` warns about it
+/// for other hosts).
 pub(crate) fn client(
     extra_roots: Option<&std::path::Path>,
     connect_timeout: Duration,
 ) -> Result<HttpClient, Error> {
-    let tls = latchkey_core::tls::https_client_config(extra_roots).map_err(Error::Config)?;
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_connect_timeout(Some(connect_timeout));
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new()).build(https))
+    ClientBuilder::new()
+        .extra_roots(extra_roots)
+        .allow_http(true)
+        .connect_timeout(Some(connect_timeout))
+        .build()
+        .map_err(|e| Error::Config(e.to_string()))
 }
 
 pub(crate) async fn fetch(client: &HttpClient, uri: &http::Uri) -> Result<Bytes, Error> {
