@@ -375,7 +375,9 @@ fn official_client_against_real_better_auth() {
 /// after normalisation (`diff.mjs`; set `COMPAT_STRICT=1` to fail on known deviations too).
 #[test]
 fn wire_diff_against_real_better_auth() {
-    let auth = Auth::start();
+    // Bare Better-Auth has no CORS (its hosts add it), so the diff runs with ours off; CORS has
+    // its own tests (cors_auth.rs, browser.rs).
+    let auth = Auth::start_with(|s| s.env("LATCHKEY_CORS", "off"));
     let ba_db = cluster().create_db();
     // COMPAT_STRICT / COMPAT_FAIL_FAST reach the scripts through the inherited environment.
     let env = [

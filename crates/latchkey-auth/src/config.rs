@@ -7,44 +7,50 @@ use latchkey_core::config::TlsFiles;
 use latchkey_core::{ConfigError, Source};
 use secrecy::{ExposeSecret, SecretString};
 
+use latchkey_core::origins::OriginPatterns;
+
+use crate::cookies::{CookiePolicy, SameSite};
 use crate::keys::KeyPolicy;
 use crate::password::HashScheme;
-use crate::ratelimit::{Cidr, RateLimitPolicy};
+use crate::ratelimit::{Cidr, Limit, RateLimitPolicy};
 use crate::signing::Alg;
 
 /// Better-Auth's minimum; it only warns, we refuse to start.
-pub const MIN_SECRET_CHARS: usize = 32;
+pub(crate) const MIN_SECRET_CHARS: usize = 32;
 
 #[derive(Debug)]
-pub struct AuthConfig {
-    pub listen: SocketAddr,
-    pub tls: Option<TlsFiles>,
-    pub database_url: SecretString,
-    pub secret: SecretString,
+pub(crate) struct AuthConfig {
+    pub(crate) listen: SocketAddr,
+    pub(crate) tls: Option<TlsFiles>,
+    pub(crate) database_url: SecretString,
+    pub(crate) secret: SecretString,
     /// Public URL of this daemon, e.g. `https://auth.example.com`.
-    pub base_url: url::Url,
+    pub(crate) base_url: url::Url,
     /// Origin of `base_url`: the JWT issuer and audience, and a trusted origin.
-    pub origin: String,
-    pub trusted_origins: Vec<String>,
-    pub session: SessionPolicy,
-    pub jwt_ttl: Duration,
-    pub keys: KeyPolicy,
-    pub max_body_bytes: usize,
-    pub hash_scheme: HashScheme,
-    pub hash_concurrency: usize,
+    pub(crate) origin: String,
+    pub(crate) trusted_origins: Vec<String>,
+    /// Answer CORS for the trusted origins (`LATCHKEY_CORS`, on by default).
+    pub(crate) cors: bool,
+    pub(crate) cookies: CookiePolicy,
+    pub(crate) session: SessionPolicy,
+    pub(crate) jwt_ttl: Duration,
+    pub(crate) keys: KeyPolicy,
+    pub(crate) max_body_bytes: usize,
+    pub(crate) hash_scheme: HashScheme,
+    pub(crate) hash_concurrency: usize,
     /// How long a sign-in may wait for a hashing slot before a 503.
-    pub hash_queue_timeout: Duration,
-    pub db_pool_size: usize,
-    pub rate_limit: RateLimitPolicy,
+    pub(crate) hash_queue_timeout: Duration,
+    pub(crate) db_pool_size: usize,
+    pub(crate) rate_limit: RateLimitPolicy,
 }
 
 #[derive(Debug, Clone)]
-pub struct SessionPolicy {
-    pub expires_in: Duration,
+pub(crate) struct SessionPolicy {
+    pub(crate) expires_in: Duration,
     /// A session is extended once it is this old (sliding refresh).
-    pub update_age: Duration,
+    pub(crate) update_age: Duration,
     /// Sessions younger than this count as fresh (needed by list-sessions).
-    pub fresh_age: Duration,
+    pub(crate) fresh_age: Duration,
 }
 
 const DAY: u64 = 86_400;
@@ -52,7 +58,7 @@ const DAY: u64 = 86_400;
 const TEN_YEARS: Duration = Duration::from_secs(3650 * DAY);
 
 impl AuthConfig {
-    pub fn load(src: &Source) -> Result<Self, ConfigError> {
+    pub(crate) fn load(src: &Source) -> Result<Self, ConfigError> {
         let listen = src.listen_or("LATCHKEY_LISTEN", "127.0.0.1:3000")?;
         let secret = src.secret("BETTER_AUTH_SECRET")?.ok_or_else(|| {
             ConfigError::new(
@@ -86,14 +92,10 @@ impl AuthConfig {
         let origin = base_url.origin().ascii_serialization();
         let trusted_origins = src
             .get("BETTER_AUTH_TRUSTED_ORIGINS")?
-            .map(|v| {
-                v.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-                    .collect()
-            })
+            .map(|v| OriginPatterns::parse_list(&v))
             .unwrap_or_default();
+        let cors = src.bool_or("LATCHKEY_CORS", true)?;
+        let cookies = cookie_policy(src, &base_url)?;
 
         let session = SessionPolicy {
             expires_in: src.seconds_within(
@@ -201,14 +203,21 @@ impl AuthConfig {
         }
         let rate_limit = RateLimitPolicy {
             enabled: src.bool_or("LATCHKEY_RATE_LIMIT", true)?,
-            max: src
-                .parse_or::<u32>("LATCHKEY_RATE_LIMIT_MAX", 3)?
-                .min(1_000_000),
-            window: src.seconds_within(
-                "LATCHKEY_RATE_LIMIT_WINDOW",
-                Duration::from_secs(10),
-                Duration::from_secs(DAY),
-            )?,
+            credential: Limit {
+                max: src
+                    .parse_or::<u32>("LATCHKEY_RATE_LIMIT_MAX", 3)?
+                    .min(1_000_000),
+                window: src.seconds_within(
+                    "LATCHKEY_RATE_LIMIT_WINDOW",
+                    Duration::from_secs(10),
+                    Duration::from_secs(DAY),
+                )?,
+            },
+            // Better-Auth's rule for the endpoints that send mail.
+            mail: Limit {
+                max: 3,
+                window: Duration::from_secs(60),
+            },
             trusted_proxies: match src.get("LATCHKEY_TRUSTED_PROXIES")? {
                 None => Vec::new(),
                 Some(list) => list
@@ -220,7 +229,7 @@ impl AuthConfig {
                     .map_err(|e| ConfigError::new("LATCHKEY_TRUSTED_PROXIES", e))?,
             },
         };
-        if rate_limit.max == 0 || rate_limit.window.is_zero() {
+        if rate_limit.credential.max == 0 || rate_limit.credential.window.is_zero() {
             return Err(ConfigError::new(
                 "LATCHKEY_RATE_LIMIT_MAX",
                 "limit and window must be positive (use LATCHKEY_RATE_LIMIT=off to disable)",
@@ -234,6 +243,8 @@ impl AuthConfig {
             base_url,
             origin,
             trusted_origins,
+            cors,
+            cookies,
             session,
             jwt_ttl,
             keys,
@@ -246,9 +257,66 @@ impl AuthConfig {
         })
     }
 
-    pub fn secure_cookies(&self) -> bool {
-        self.base_url.scheme() == "https"
+    /// The trusted origins: this daemon's own plus `BETTER_AUTH_TRUSTED_ORIGINS`.
+    pub(crate) fn origin_patterns(&self) -> OriginPatterns {
+        OriginPatterns::new(std::iter::once(&self.origin).chain(&self.trusted_origins))
     }
+}
+
+/// Better-Auth's cookie options (docs/compatibility.md#cookies).
+fn cookie_policy(src: &Source, base_url: &url::Url) -> Result<CookiePolicy, ConfigError> {
+    let prefix = src
+        .get("LATCHKEY_COOKIE_PREFIX")?
+        .map(|p| p.trim().to_string())
+        .unwrap_or_else(|| "better-auth".to_string());
+    // A cookie name is an RFC 6265 token; `__Secure-` is ours to add.
+    let token_char = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if prefix.is_empty() || !prefix.chars().all(token_char) || prefix.starts_with("__") {
+        return Err(ConfigError::new(
+            "LATCHKEY_COOKIE_PREFIX",
+            format!("invalid prefix {prefix:?}: letters, digits and -._ only"),
+        ));
+    }
+    let secure = src.bool_or("LATCHKEY_SECURE_COOKIES", base_url.scheme() == "https")?;
+    let same_site = match src
+        .get("LATCHKEY_COOKIE_SAME_SITE")?
+        .map(|v| v.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("lax") => SameSite::Lax,
+        Some("strict") => SameSite::Strict,
+        Some("none") => SameSite::None,
+        Some(other) => {
+            return Err(ConfigError::new(
+                "LATCHKEY_COOKIE_SAME_SITE",
+                format!("invalid value {other:?}: expected lax, strict or none"),
+            ))
+        }
+    };
+    let domain = match src.get("LATCHKEY_COOKIE_DOMAIN")? {
+        None => None,
+        Some(d) => {
+            let d = d.trim().to_string();
+            let host = d.strip_prefix('.').unwrap_or(&d);
+            let valid = !host.is_empty()
+                && host.split('.').all(|l| {
+                    !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                });
+            if !valid {
+                return Err(ConfigError::new(
+                    "LATCHKEY_COOKIE_DOMAIN",
+                    format!("invalid domain {d:?}: expected a host name such as example.com"),
+                ));
+            }
+            Some(d)
+        }
+    };
+    Ok(CookiePolicy {
+        prefix,
+        secure,
+        same_site,
+        domain,
+    })
 }
 
 #[cfg(test)]
@@ -273,7 +341,8 @@ mod tests {
     fn defaults() {
         let c = load(&GOOD).unwrap();
         assert_eq!(c.origin, "http://127.0.0.1:3000");
-        assert!(!c.secure_cookies());
+        assert!(!c.cookies.secure);
+        assert!(c.cors);
         assert_eq!(c.jwt_ttl, Duration::from_secs(900));
         let dbg = format!("{c:?}");
         assert!(
@@ -317,11 +386,44 @@ mod tests {
     }
 
     #[test]
+    fn cookie_settings() {
+        let mut env = GOOD.to_vec();
+        env.extend([
+            ("LATCHKEY_COOKIE_PREFIX", "myapp"),
+            ("LATCHKEY_COOKIE_SAME_SITE", "None"),
+            ("LATCHKEY_COOKIE_DOMAIN", ".example.test"),
+            ("LATCHKEY_SECURE_COOKIES", "true"),
+        ]);
+        let c = load(&env).unwrap().cookies;
+        assert_eq!(
+            (
+                c.prefix.as_str(),
+                c.secure,
+                c.same_site,
+                c.domain.as_deref()
+            ),
+            ("myapp", true, SameSite::None, Some(".example.test"))
+        );
+        for (name, bad) in [
+            ("LATCHKEY_COOKIE_PREFIX", "a b"),
+            ("LATCHKEY_COOKIE_PREFIX", "__Host-x"),
+            ("LATCHKEY_COOKIE_SAME_SITE", "sometimes"),
+            ("LATCHKEY_COOKIE_DOMAIN", "exa mple.com"),
+            ("LATCHKEY_COOKIE_DOMAIN", "a..b"),
+            ("LATCHKEY_CORS", "maybe"),
+        ] {
+            let mut env = GOOD.to_vec();
+            env.push((name, bad));
+            assert_eq!(load(&env).unwrap_err().setting, name, "{bad}");
+        }
+    }
+
+    #[test]
     fn https_base_url_means_secure_cookies() {
         let mut env = GOOD.to_vec();
         env.push(("BETTER_AUTH_URL", "https://auth.example.com/"));
         let c = load(&env).unwrap();
-        assert!(c.secure_cookies());
+        assert!(c.cookies.secure);
         assert_eq!(c.origin, "https://auth.example.com");
     }
 }

@@ -1,4 +1,5 @@
-//! Better-Auth's signed cookies (spec §5) and bearer tokens (spec §8).
+//! Better-Auth's signed cookies and bearer tokens (docs/compatibility.md#cookies,
+//! docs/compatibility.md#bearer-tokens), under the cookie policy of Better-Auth's options.
 //!
 //! A signed value is `value.base64(HMAC-SHA256(secret, value))`, with standard padded base64;
 //! in a cookie the whole thing is percent-encoded like JS `encodeURIComponent`.
@@ -24,33 +25,69 @@ const URI_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'(')
     .remove(b')');
 
-pub const SESSION_TOKEN: &str = "session_token";
-pub const SESSION_DATA: &str = "session_data";
-pub const DONT_REMEMBER: &str = "dont_remember";
+pub(crate) const SESSION_TOKEN: &str = "session_token";
+pub(crate) const SESSION_DATA: &str = "session_data";
+pub(crate) const DONT_REMEMBER: &str = "dont_remember";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SameSite {
+    Lax,
+    Strict,
+    None,
+}
+
+/// Names and attributes of every cookie we set, as Better-Auth's options shape them:
+/// `advanced.cookiePrefix`, `useSecureCookies`, `defaultCookieAttributes.sameSite`,
+/// `crossSubDomainCookies.domain`.
+#[derive(Debug, Clone)]
+pub(crate) struct CookiePolicy {
+    pub(crate) prefix: String,
+    /// The `__Secure-` name prefix and the `Secure` attribute.
+    pub(crate) secure: bool,
+    pub(crate) same_site: SameSite,
+    pub(crate) domain: Option<String>,
+}
 
 /// Signs and reads Better-Auth cookies with the current secret.
-pub struct CookieSigner {
+pub(crate) struct CookieSigner {
     secret: SecretString,
-    prefix: String,
-    secure: bool,
+    /// `[__Secure-]<prefix>.`
+    name_prefix: String,
+    /// `[; Domain=d]; Path=/; HttpOnly[; Secure]; SameSite=X`, after the optional `Max-Age`.
+    attributes: String,
 }
 
 impl CookieSigner {
-    pub fn new(secret: SecretString, secure: bool) -> Self {
-        let prefix = if secure {
-            "__Secure-better-auth."
-        } else {
-            "better-auth."
-        };
+    pub(crate) fn new(secret: SecretString, policy: &CookiePolicy) -> Self {
+        let name_prefix = format!(
+            "{}{}.",
+            if policy.secure { "__Secure-" } else { "" },
+            policy.prefix
+        );
+        let mut attributes = String::new();
+        if let Some(domain) = &policy.domain {
+            attributes.push_str(&format!("; Domain={domain}"));
+        }
+        attributes.push_str("; Path=/; HttpOnly");
+        // Browsers drop `SameSite=None` cookies that are not `Secure`; Better-Auth forces it
+        // too, without the name prefix, which follows `secure` alone.
+        if policy.secure || policy.same_site == SameSite::None {
+            attributes.push_str("; Secure");
+        }
+        attributes.push_str(match policy.same_site {
+            SameSite::Lax => "; SameSite=Lax",
+            SameSite::Strict => "; SameSite=Strict",
+            SameSite::None => "; SameSite=None",
+        });
         Self {
             secret,
-            prefix: prefix.to_string(),
-            secure,
+            name_prefix,
+            attributes,
         }
     }
 
-    pub fn name(&self, short: &str) -> String {
-        format!("{}{short}", self.prefix)
+    pub(crate) fn name(&self, short: &str) -> String {
+        format!("{}{short}", self.name_prefix)
     }
 
     fn mac(&self) -> HmacSha256 {
@@ -60,7 +97,7 @@ impl CookieSigner {
     }
 
     /// `value.signature`, not yet percent-encoded (the `set-auth-token` header form).
-    pub fn sign(&self, value: &str) -> String {
+    pub(crate) fn sign(&self, value: &str) -> String {
         let mut mac = self.mac();
         mac.update(value.as_bytes());
         format!("{value}.{}", STANDARD.encode(mac.finalize().into_bytes()))
@@ -68,7 +105,7 @@ impl CookieSigner {
 
     /// Checks `value.signature` and returns the value. Like Better-Auth, the signature must be
     /// 44 characters ending in `=`; either base64 alphabet is accepted.
-    pub fn verify<'a>(&self, signed: &'a str) -> Option<&'a str> {
+    pub(crate) fn verify<'a>(&self, signed: &'a str) -> Option<&'a str> {
         let (value, sig) = signed.rsplit_once('.')?;
         if sig.len() != 44 || !sig.ends_with('=') {
             return None;
@@ -84,7 +121,12 @@ impl CookieSigner {
     }
 
     /// A `Set-Cookie` value. `max_age: None` makes a browser-session cookie.
-    pub fn set_cookie(&self, short: &str, signed_value: &str, max_age: Option<i64>) -> String {
+    pub(crate) fn set_cookie(
+        &self,
+        short: &str,
+        signed_value: &str,
+        max_age: Option<i64>,
+    ) -> String {
         let mut out = format!(
             "{}={}",
             self.name(short),
@@ -93,16 +135,12 @@ impl CookieSigner {
         if let Some(age) = max_age {
             out.push_str(&format!("; Max-Age={age}"));
         }
-        out.push_str("; Path=/; HttpOnly");
-        if self.secure {
-            out.push_str("; Secure");
-        }
-        out.push_str("; SameSite=Lax");
+        out.push_str(&self.attributes);
         out
     }
 
     /// The three deletions Better-Auth sends on sign-out and on an invalid session.
-    pub fn expire_all(&self) -> Vec<String> {
+    pub(crate) fn expire_all(&self) -> Vec<String> {
         [SESSION_TOKEN, SESSION_DATA, DONT_REMEMBER]
             .iter()
             .map(|short| self.set_cookie(short, "", Some(0)))
@@ -112,7 +150,7 @@ impl CookieSigner {
 
 /// Finds a cookie in a `Cookie` header: first occurrence wins, quotes stripped, value
 /// percent-decoded.
-pub fn find_cookie(header: &str, name: &str) -> Option<String> {
+pub(crate) fn find_cookie(header: &str, name: &str) -> Option<String> {
     header.split(';').find_map(|pair| {
         let (k, v) = pair.split_once('=')?;
         if k.trim() != name {
@@ -136,8 +174,17 @@ mod tests {
 
     const SECRET: &str = "0123456789abcdefghijklmnopqrstuvwxyzABCDEF-test-secret";
 
+    fn policy(secure: bool) -> CookiePolicy {
+        CookiePolicy {
+            prefix: "better-auth".into(),
+            secure,
+            same_site: SameSite::Lax,
+            domain: None,
+        }
+    }
+
     fn signer() -> CookieSigner {
-        CookieSigner::new(SecretString::from(SECRET.to_string()), false)
+        CookieSigner::new(SecretString::from(SECRET.to_string()), &policy(false))
     }
 
     #[test]
@@ -172,7 +219,7 @@ mod tests {
         assert_eq!(s.verify(&signed.replacen('G', "H", 1)), None);
         assert_eq!(s.verify("no-dot-here"), None);
         assert_eq!(s.verify("a.short="), None);
-        let other = CookieSigner::new(SecretString::from("x".repeat(40)), false);
+        let other = CookieSigner::new(SecretString::from("x".repeat(40)), &policy(false));
         assert_eq!(other.verify(&signed), None);
         // URL-safe alphabet is accepted too, as Better-Auth's bearer plugin does.
         let url_safe = signed.replace('+', "-").replace('/', "_");
@@ -194,8 +241,47 @@ mod tests {
 
     #[test]
     fn secure_cookies_get_prefix_and_attribute() {
-        let s = CookieSigner::new(SecretString::from(SECRET.to_string()), true);
+        let s = CookieSigner::new(SecretString::from(SECRET.to_string()), &policy(true));
         let c = s.set_cookie(SESSION_TOKEN, "v", Some(1));
-        assert!(c.starts_with("__Secure-better-auth.session_token=v; Max-Age=1; Path=/; HttpOnly; Secure; SameSite=Lax"));
+        assert_eq!(
+            c,
+            "__Secure-better-auth.session_token=v; Max-Age=1; Path=/; HttpOnly; Secure; SameSite=Lax"
+        );
+    }
+
+    /// The option variants Better-Auth was observed with, attribute order included.
+    #[test]
+    fn better_auth_option_variants() {
+        let secret = || SecretString::from(SECRET.to_string());
+        let with = |f: fn(&mut CookiePolicy)| {
+            let mut p = policy(false);
+            f(&mut p);
+            CookieSigner::new(secret(), &p).set_cookie(SESSION_TOKEN, "v", Some(604800))
+        };
+        assert_eq!(
+            with(|p| p.prefix = "myapp".into()),
+            "myapp.session_token=v; Max-Age=604800; Path=/; HttpOnly; SameSite=Lax"
+        );
+        assert_eq!(
+            with(|p| p.domain = Some("example.test".into())),
+            "better-auth.session_token=v; Max-Age=604800; Domain=example.test; Path=/; HttpOnly; SameSite=Lax"
+        );
+        assert_eq!(
+            with(|p| p.same_site = SameSite::None),
+            "better-auth.session_token=v; Max-Age=604800; Path=/; HttpOnly; Secure; SameSite=None"
+        );
+        assert_eq!(
+            with(|p| {
+                p.secure = true;
+                p.prefix = "myapp".into();
+                p.domain = Some(".example.test".into());
+                p.same_site = SameSite::None;
+            }),
+            "__Secure-myapp.session_token=v; Max-Age=604800; Domain=.example.test; Path=/; HttpOnly; Secure; SameSite=None"
+        );
+        assert_eq!(
+            with(|p| p.same_site = SameSite::Strict),
+            "better-auth.session_token=v; Max-Age=604800; Path=/; HttpOnly; SameSite=Strict"
+        );
     }
 }

@@ -8,9 +8,10 @@ use latchkey_core::http::{self as h, HttpResponse};
 use serde_json::json;
 
 use crate::password::HashError;
+use crate::store::StoreError;
 
 #[derive(Debug)]
-pub enum AuthError {
+pub(crate) enum AuthError {
     /// A client-facing error in Better-Auth's `{message, code}` shape.
     Api {
         status: StatusCode,
@@ -22,7 +23,8 @@ pub enum AuthError {
     /// 401 for a genuine session cookie whose session has ended: like Better-Auth, the
     /// answer also clears the cookies (these `Set-Cookie` values).
     SessionEnded { clear_cookies: Vec<String> },
-    /// Over a rate limit (spec §11: 429, `X-Retry-After`, a body without `code`).
+    /// Over a rate limit (429, `X-Retry-After`, a body without `code`;
+    /// docs/compatibility.md#rate-limits).
     RateLimited { retry_after_secs: u64 },
     /// The database could not be reached in time.
     Unavailable(String),
@@ -31,7 +33,7 @@ pub enum AuthError {
 }
 
 impl AuthError {
-    pub fn api(
+    pub(crate) fn api(
         status: StatusCode,
         code: &'static str,
         message: impl Into<Cow<'static, str>>,
@@ -43,23 +45,23 @@ impl AuthError {
         }
     }
 
-    pub fn internal(msg: impl Into<String>) -> Self {
+    pub(crate) fn internal(msg: impl Into<String>) -> Self {
         AuthError::Internal(msg.into())
     }
 
-    pub fn unauthorized() -> Self {
+    pub(crate) fn unauthorized() -> Self {
         Self::api(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "Unauthorized")
     }
 
-    pub fn bad_request(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+    pub(crate) fn bad_request(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
         Self::api(StatusCode::BAD_REQUEST, code, message)
     }
 
-    pub fn forbidden(code: &'static str, message: &'static str) -> Self {
+    pub(crate) fn forbidden(code: &'static str, message: &'static str) -> Self {
         Self::api(StatusCode::FORBIDDEN, code, message)
     }
 
-    pub fn into_response(self) -> HttpResponse {
+    pub(crate) fn into_response(self) -> HttpResponse {
         match self {
             AuthError::Api {
                 status,
@@ -123,27 +125,26 @@ impl fmt::Display for AuthError {
 
 impl std::error::Error for AuthError {}
 
+/// A store error that reaches a handler unhandled: the database being away is a 503, the rest
+/// (a unique violation nobody expected included) is a bug.
+impl From<StoreError> for AuthError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(detail) => AuthError::Unavailable(detail),
+            unexpected => AuthError::Internal(unexpected.to_string()),
+        }
+    }
+}
+
 impl From<tokio_postgres::Error> for AuthError {
     fn from(e: tokio_postgres::Error) -> Self {
-        match e.as_db_error() {
-            // Only the code, message and constraint: the DETAIL line quotes row values
-            // (emails, tokens) that must not reach the logs.
-            Some(db) => AuthError::Internal(format!(
-                "database error {}: {} (constraint {})",
-                db.code().code(),
-                db.message(),
-                db.constraint().unwrap_or("-")
-            )),
-            None => AuthError::Unavailable(e.to_string()),
-        }
+        StoreError::from(e).into()
     }
 }
 
 impl From<deadpool_postgres::PoolError> for AuthError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
-        // The causes say what went wrong (a refused connection, a certificate rejected in the
-        // TLS handshake); the pool's own message alone does not.
-        AuthError::Unavailable(latchkey_core::error_chain(&e))
+        StoreError::from(e).into()
     }
 }
 

@@ -7,7 +7,7 @@ const ALPHABET: &[u8; 62] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWX
 /// The largest multiple of 62 that fits a byte; bytes at or above it would bias the result.
 const REJECT_FROM: u8 = 248;
 
-pub fn random_string(len: usize) -> String {
+pub(crate) fn random_string(len: usize) -> String {
     let mut out = String::with_capacity(len);
     let mut buf = [0u8; 64];
     while out.len() < len {
@@ -23,7 +23,7 @@ pub fn random_string(len: usize) -> String {
 }
 
 /// A row id or session token.
-pub fn new_id() -> String {
+pub(crate) fn new_id() -> String {
     random_string(32)
 }
 

@@ -21,6 +21,8 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use latchkey_core::shutdown::ShutdownSignal;
+
 use crate::error::AuthError;
 use crate::signing::{Alg, PrivateJwk, Signer};
 use latchkey_core::db::DbPool;
@@ -34,24 +36,24 @@ const CURRENT_KEY_FILTER: &str = r#"("alg" = $1 or ("alg" is null and $1 = 'EdDS
     and ("expiresAt" is null or "expiresAt" > now())"#;
 
 #[derive(Debug, Clone)]
-pub struct KeyPolicy {
+pub(crate) struct KeyPolicy {
     /// Rotate automatically when the signing key is older than this (`None`: only by hand).
-    pub rotation_interval: Option<Duration>,
+    pub(crate) rotation_interval: Option<Duration>,
     /// How long a retired key stays in the JWKS after it stopped signing.
-    pub grace_period: Duration,
+    pub(crate) grace_period: Duration,
     /// How often each replica re-reads the table (to pick up another replica's rotation).
-    pub reload_interval: Duration,
+    pub(crate) reload_interval: Duration,
     /// The algorithm new tokens are signed with.
-    pub alg: Alg,
+    pub(crate) alg: Alg,
 }
 
 /// Encrypts and decrypts private JWKs with `SHA-256(secret)` as the XChaCha20-Poly1305 key.
-pub struct KeyCipher {
+pub(crate) struct KeyCipher {
     key: Zeroizing<[u8; 32]>,
 }
 
 impl KeyCipher {
-    pub fn new(secret: &SecretString) -> Self {
+    pub(crate) fn new(secret: &SecretString) -> Self {
         let digest = Sha256::digest(secret.expose_secret().as_bytes());
         let mut key = Zeroizing::new([0u8; 32]);
         key.copy_from_slice(&digest);
@@ -63,7 +65,7 @@ impl KeyCipher {
     }
 
     /// The `privateKey` column value: a JSON string holding hex(nonce ‖ ciphertext ‖ tag).
-    pub fn encrypt(&self, plaintext: &[u8]) -> Result<String, AuthError> {
+    pub(crate) fn encrypt(&self, plaintext: &[u8]) -> Result<String, AuthError> {
         let mut nonce = [0u8; 24];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let sealed = self
@@ -77,7 +79,7 @@ impl KeyCipher {
 
     /// Accepts the JSON-quoted hex form, bare hex, and unencrypted JWK JSON
     /// (`disablePrivateKeyEncryption`).
-    pub fn decrypt(&self, column: &str) -> Result<Zeroizing<String>, AuthError> {
+    pub(crate) fn decrypt(&self, column: &str) -> Result<Zeroizing<String>, AuthError> {
         let trimmed = column.trim();
         if trimmed.starts_with('{') {
             return Ok(Zeroizing::new(trimmed.to_string()));
@@ -109,13 +111,13 @@ impl KeyCipher {
 }
 
 /// A decrypted signing key; every `Signer` variant zeroizes itself on drop.
-pub struct ActiveKey {
-    pub kid: String,
+pub(crate) struct ActiveKey {
+    pub(crate) kid: String,
     signer: Signer,
 }
 
 impl ActiveKey {
-    pub fn sign_jwt<T: Serialize>(&self, claims: &T) -> Result<String, AuthError> {
+    pub(crate) fn sign_jwt<T: Serialize>(&self, claims: &T) -> Result<String, AuthError> {
         let header = json!({"alg": self.signer.alg().as_str(), "kid": self.kid});
         let payload = serde_json::to_vec(claims)
             .map_err(|_| AuthError::internal("claims not serialisable"))?;
@@ -134,10 +136,10 @@ struct Ring {
     jwks: Bytes,
 }
 
-pub struct Keys {
+pub(crate) struct Keys {
     pool: DbPool,
     cipher: KeyCipher,
-    pub policy: KeyPolicy,
+    pub(crate) policy: KeyPolicy,
     ring: RwLock<Ring>,
     /// Serialises `ensure` calls from requests that found no key, so that a burst of them
     /// makes one key, not one attempt each.
@@ -155,7 +157,7 @@ struct Row {
 }
 
 impl Keys {
-    pub fn new(pool: DbPool, secret: &SecretString, policy: KeyPolicy) -> Self {
+    pub(crate) fn new(pool: DbPool, secret: &SecretString, policy: KeyPolicy) -> Self {
         Self {
             pool,
             cipher: KeyCipher::new(secret),
@@ -168,11 +170,11 @@ impl Keys {
         }
     }
 
-    pub fn jwks(&self) -> Bytes {
+    pub(crate) fn jwks(&self) -> Bytes {
         self.ring.read().map(|r| r.jwks.clone()).unwrap_or_default()
     }
 
-    pub fn has_signing_key(&self) -> bool {
+    pub(crate) fn has_signing_key(&self) -> bool {
         self.ring
             .read()
             .map(|r| r.signing.is_some())
@@ -180,7 +182,7 @@ impl Keys {
     }
 
     /// The current signing key, creating one if the table has none usable.
-    pub async fn signing_key(&self) -> Result<Arc<ActiveKey>, AuthError> {
+    pub(crate) async fn signing_key(&self) -> Result<Arc<ActiveKey>, AuthError> {
         if let Some(k) = self.ring.read().ok().and_then(|r| r.signing.clone()) {
             return Ok(k);
         }
@@ -197,7 +199,7 @@ impl Keys {
     }
 
     /// Makes sure a usable signing key of the configured algorithm exists, then reloads.
-    pub async fn ensure(&self) -> Result<(), AuthError> {
+    pub(crate) async fn ensure(&self) -> Result<(), AuthError> {
         if self.newest_current().await?.is_none() {
             self.change(Change::IfMissing).await?;
         }
@@ -206,14 +208,14 @@ impl Keys {
 
     /// Retires the current signing key (it stays in the JWKS for the grace period) and creates
     /// a new one. Returns the new key id.
-    pub async fn rotate(&self) -> Result<String, AuthError> {
+    pub(crate) async fn rotate(&self) -> Result<String, AuthError> {
         let kid = self.change(Change::Always).await?;
         self.reload().await?;
         kid.ok_or_else(|| AuthError::internal("rotation created no key"))
     }
 
     /// Rotates if automatic rotation is on and the signing key has reached its age.
-    pub async fn rotate_if_due(&self) -> Result<Option<String>, AuthError> {
+    pub(crate) async fn rotate_if_due(&self) -> Result<Option<String>, AuthError> {
         let Some(interval) = self.policy.rotation_interval else {
             return Ok(None);
         };
@@ -295,7 +297,7 @@ impl Keys {
     }
 
     /// Re-reads the table: rebuilds the JWKS and, if the signing key changed, decrypts it.
-    pub async fn reload(&self) -> Result<(), AuthError> {
+    pub(crate) async fn reload(&self) -> Result<(), AuthError> {
         let client = self.pool.get().await?;
         let rows = client
             .query(
@@ -359,12 +361,10 @@ impl Keys {
         })
     }
 
-    /// Reloads on an interval and rotates when due, until the process stops.
-    pub async fn maintain(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(self.policy.reload_interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
+    /// Reloads on an interval and rotates when due, until the shutdown (never in the middle of
+    /// a rotation).
+    pub(crate) async fn maintain(self: Arc<Self>, mut shutdown: ShutdownSignal) {
+        while shutdown.sleep(self.policy.reload_interval).await {
             if let Err(e) = self.rotate_if_due().await {
                 tracing::warn!("automatic key rotation failed: {e}");
             }

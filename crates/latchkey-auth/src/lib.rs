@@ -1,18 +1,28 @@
-//! latchkey-auth: a Better-Auth compatible auth daemon (see `../shared/better-auth-compat.md`).
+//! latchkey-auth: a Better-Auth compatible auth daemon (docs/compatibility.md says what it
+//! follows of Better-Auth, and where it differs).
+//!
+//! The crate is a binary with a library only for structure: everything is `pub(crate)` except
+//! [`main`], so the compiler reports dead code.
 
-pub mod config;
-pub mod cookies;
-pub mod error;
-pub mod handlers;
-pub mod ids;
-pub mod keys;
-pub mod migrate;
-pub mod origin;
-pub mod password;
-pub mod ratelimit;
-pub mod reply;
-pub mod request;
-pub mod routes;
-pub mod signing;
-pub mod state;
-pub mod store;
+// Lint policy: no `unwrap`/`expect`/`panic!` outside tests (workspace lints, clippy.toml);
+// a request must never be able to take the daemon down.
+
+mod config;
+mod cookies;
+mod daemon;
+mod error;
+mod handlers;
+mod ids;
+mod keys;
+mod migrate;
+mod origin;
+mod password;
+mod ratelimit;
+mod reply;
+mod request;
+mod routes;
+mod signing;
+mod state;
+mod store;
+
+pub use daemon::main;

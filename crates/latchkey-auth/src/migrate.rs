@@ -24,7 +24,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 ];
 
 /// Applies pending migrations; returns the versions applied by this call.
-pub async fn run(pool: &DbPool) -> Result<Vec<i64>, AuthError> {
+pub(crate) async fn run(pool: &DbPool) -> Result<Vec<i64>, AuthError> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     tx.execute("select pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK])

@@ -1,45 +1,33 @@
-//! Origin and CSRF checks, as Better-Auth does them (spec §10).
+//! Origin and CSRF checks and callback URLs, as Better-Auth does them
+//! (docs/compatibility.md#origins-and-csrf).
+
+use latchkey_core::origins::{glob, OriginPatterns};
 
 use crate::error::AuthError;
 use crate::request::Req;
 
 /// The trusted origins: the public URL's origin plus configured ones; `*` is a wildcard.
 #[derive(Debug, Clone)]
-pub struct Origins {
-    patterns: Vec<String>,
+pub(crate) struct Origins {
+    patterns: OriginPatterns,
 }
 
 impl Origins {
-    pub fn new(base_origin: &str, extra: &[String]) -> Self {
-        let mut patterns = vec![base_origin.to_string()];
-        for p in extra {
-            let p = p.trim().trim_end_matches('/');
-            if p.is_empty() {
-                continue;
-            }
-            let normal = url::Url::parse(p)
-                .ok()
-                .filter(|_| !p.contains('*'))
-                .map(|u| u.origin().ascii_serialization())
-                .filter(|o| o != "null")
-                .unwrap_or_else(|| p.to_string());
-            patterns.push(normal);
-        }
+    pub(crate) fn new(patterns: OriginPatterns) -> Self {
         Self { patterns }
     }
 
     /// Is this absolute URL (or bare origin) on a trusted origin? http(s) URLs compare by
     /// origin; a custom scheme (`myapp://`, for mobile apps) only when a trusted pattern names
     /// that scheme literally, so that `*` can never admit `javascript:` and friends.
-    pub fn trusts_url(&self, candidate: &str) -> bool {
+    pub(crate) fn trusts_url(&self, candidate: &str) -> bool {
         let Ok(url) = url::Url::parse(candidate) else {
             return false;
         };
         match url.scheme() {
-            "http" | "https" => {
-                let origin = url.origin().ascii_serialization();
-                self.patterns.iter().any(|p| glob(p, &origin))
-            }
+            "http" | "https" => self
+                .patterns
+                .allows_origin(&url.origin().ascii_serialization()),
             "javascript" | "data" | "vbscript" | "file" | "blob" => false,
             scheme => {
                 let prefix = format!("{scheme}:");
@@ -55,7 +43,7 @@ impl Origins {
     /// A callback URL is fine when it is a path on our own site or on a trusted origin.
     /// Browsers drop tabs and newlines from URLs and treat `\` as `/`, so `"/\t/evil.com"`
     /// would become `//evil.com`: any such character disqualifies the value.
-    pub fn trusts_callback(&self, value: &str) -> bool {
+    pub(crate) fn trusts_callback(&self, value: &str) -> bool {
         if value
             .chars()
             .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
@@ -69,7 +57,7 @@ impl Origins {
     }
 
     /// Rule 1: a state-changing request that carries cookies must come from a trusted origin.
-    pub fn check_cookie_request(&self, req: &Req) -> Result<(), AuthError> {
+    pub(crate) fn check_cookie_request(&self, req: &Req) -> Result<(), AuthError> {
         if req.headers.contains_key("cookie") {
             self.require_trusted_origin(req)?;
         }
@@ -77,7 +65,7 @@ impl Origins {
     }
 
     /// Rule 3, sign-in and sign-up only: block login CSRF even without cookies.
-    pub fn check_login_request(&self, req: &Req) -> Result<(), AuthError> {
+    pub(crate) fn check_login_request(&self, req: &Req) -> Result<(), AuthError> {
         if req.headers.contains_key("cookie") {
             return self.require_trusted_origin(req);
         }
@@ -114,46 +102,17 @@ impl Origins {
     }
 }
 
-/// `*` matches any run of characters; everything else literally (ASCII case-insensitive).
-fn glob(pattern: &str, text: &str) -> bool {
-    let p = pattern.to_ascii_lowercase();
-    let t = text.to_ascii_lowercase();
-    let parts: Vec<&str> = p.split('*').collect();
-    if parts.len() == 1 {
-        return p == t;
-    }
-    let mut rest = t.as_str();
-    for (i, part) in parts.iter().enumerate() {
-        if i == 0 {
-            let Some(r) = rest.strip_prefix(part) else {
-                return false;
-            };
-            rest = r;
-        } else if i == parts.len() - 1 {
-            return rest.ends_with(part);
-        } else {
-            let Some(pos) = rest.find(part) else {
-                return false;
-            };
-            rest = &rest[pos + part.len()..];
-        }
-    }
-    true
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn origins() -> Origins {
-        Origins::new(
+        Origins::new(OriginPatterns::new([
             "http://127.0.0.1:3000",
-            &[
-                "https://app.example.com/".into(),
-                "https://*.example.org".into(),
-                "myapp://".into(),
-            ],
-        )
+            "https://app.example.com/",
+            "https://*.example.org",
+            "myapp://",
+        ]))
     }
 
     #[test]
@@ -180,10 +139,11 @@ mod tests {
         ] {
             assert!(!o.trusts_callback(sneaky), "{sneaky:?}");
         }
-        let wildcard = Origins::new(
+        let wildcard = Origins::new(OriginPatterns::new([
             "http://127.0.0.1:3000",
-            &["*".into(), "*.example.org".into()],
-        );
+            "*",
+            "*.example.org",
+        ]));
         assert!(!wildcard.trusts_callback("javascript://x.example.org/%0aalert(1)"));
         assert!(!wildcard.trusts_callback("data:text/html,hi"));
         assert!(o.trusts_callback("myapp://callback"));
@@ -192,13 +152,5 @@ mod tests {
         assert!(!o.trusts_callback("//evil.com/x"));
         assert!(!o.trusts_callback("https://evil.com/cb"));
         assert!(o.trusts_callback("https://app.example.com/cb"));
-    }
-
-    #[test]
-    fn globbing() {
-        assert!(glob("https://*.example.org", "https://a.b.example.org"));
-        assert!(!glob("https://*.example.org", "https://example.org"));
-        assert!(glob("a*b*c", "aXbYc"));
-        assert!(!glob("a*b*c", "aXbY"));
     }
 }

@@ -23,14 +23,14 @@ const ARGON2_P: u32 = 1;
 
 /// Which algorithm writes new hashes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HashScheme {
+pub(crate) enum HashScheme {
     Argon2id,
     /// Better-Auth's own format, for teams that want to be able to switch back.
     Scrypt,
 }
 
 #[derive(Debug, PartialEq, Eq)]
-pub enum HashError {
+pub(crate) enum HashError {
     /// No hashing slot became free in time.
     Busy,
     /// The stored value is no hash we know; treated as a failed verification by callers.
@@ -38,14 +38,14 @@ pub enum HashError {
     Internal(String),
 }
 
-pub struct Verdict {
-    pub ok: bool,
+pub(crate) struct Verdict {
+    pub(crate) ok: bool,
     /// Correct password, but stored in an older scheme or with weaker parameters.
-    pub needs_rehash: bool,
+    pub(crate) needs_rehash: bool,
 }
 
 #[derive(Clone)]
-pub struct Hasher {
+pub(crate) struct Hasher {
     inner: Arc<Inner>,
 }
 
@@ -60,7 +60,7 @@ struct Inner {
 }
 
 impl Hasher {
-    pub fn new(
+    pub(crate) fn new(
         scheme: HashScheme,
         max_in_flight: usize,
         queue_wait: Duration,
@@ -80,7 +80,7 @@ impl Hasher {
         })
     }
 
-    pub async fn hash(&self, password: &SecretString) -> Result<String, HashError> {
+    pub(crate) async fn hash(&self, password: &SecretString) -> Result<String, HashError> {
         let scheme = self.inner.scheme;
         let password = password.clone();
         self.run(move || match scheme {
@@ -90,7 +90,7 @@ impl Hasher {
         .await
     }
 
-    pub async fn verify(
+    pub(crate) async fn verify(
         &self,
         password: &SecretString,
         stored: &str,
@@ -103,7 +103,7 @@ impl Hasher {
     }
 
     /// Spends the time of a real verification and always fails.
-    pub async fn verify_decoy(&self, password: &SecretString) -> Result<(), HashError> {
+    pub(crate) async fn verify_decoy(&self, password: &SecretString) -> Result<(), HashError> {
         let decoy = self.inner.decoy.clone();
         let password = password.clone();
         let scheme = self.inner.scheme;

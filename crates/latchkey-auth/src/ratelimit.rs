@@ -1,9 +1,11 @@
-//! Rate limiting of the endpoints that guess passwords or create accounts, with the counters in
-//! Postgres (Better-Auth's `rateLimit` table) so that every replica enforces one limit.
+//! Rate limiting of the endpoints that guess passwords, create accounts or send mail, with the
+//! counters in Postgres (Better-Auth's `rateLimit` table) so that every replica enforces one
+//! limit.
 //!
-//! Better-Auth's algorithm (spec §11): a fixed window anchored at the last *allowed* request.
-//! One upsert per limited request decides atomically; other endpoints are not limited, so
-//! get-session and JWKS stay free of the extra query.
+//! Better-Auth's algorithm (docs/compatibility.md#rate-limits): a fixed window anchored at the
+//! last *allowed* request. One upsert per limited request decides atomically. Which rule an
+//! endpoint counts against is a column of the route table; endpoints without one are not
+//! limited, so get-session and JWKS stay free of the extra query.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -14,18 +16,36 @@ use latchkey_core::db::DbPool;
 use crate::error::AuthError;
 
 #[derive(Debug, Clone)]
-pub struct RateLimitPolicy {
-    pub enabled: bool,
-    /// Requests allowed per window on the credential endpoints.
-    pub max: u32,
-    pub window: Duration,
+pub(crate) struct RateLimitPolicy {
+    pub(crate) enabled: bool,
+    /// Sign-in, sign-up, change-password, verify-password (and change-email to come).
+    pub(crate) credential: Limit,
+    /// Endpoints that send mail (request-password-reset, send-verification-email).
+    pub(crate) mail: Limit,
     /// Peers whose `X-Forwarded-For` is believed (a reverse proxy in front of us).
-    pub trusted_proxies: Vec<Cidr>,
+    pub(crate) trusted_proxies: Vec<Cidr>,
+}
+
+/// Requests allowed per window.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limit {
+    pub(crate) max: u32,
+    pub(crate) window: Duration,
+}
+
+/// The rules a route can name (Better-Auth's special rules; its default rule of 100 per 10 s
+/// is not applied, see docs/compatibility.md#rate-limits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rule {
+    Credential,
+    // Used by the email flows.
+    #[allow(dead_code)]
+    Mail,
 }
 
 /// An IP network, e.g. `10.0.0.0/8` or a single address.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cidr {
+pub(crate) struct Cidr {
     addr: IpAddr,
     prefix: u8,
 }
@@ -56,7 +76,7 @@ impl std::str::FromStr for Cidr {
 }
 
 impl Cidr {
-    pub fn contains(&self, ip: IpAddr) -> bool {
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
@@ -87,7 +107,7 @@ fn canonical(ip: IpAddr) -> IpAddr {
 impl RateLimitPolicy {
     /// The client address a limit is keyed on: the socket peer, or, when the peer is a trusted
     /// proxy, the right-most `X-Forwarded-For` entry that is not itself a trusted proxy.
-    pub fn client_ip(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
+    pub(crate) fn client_ip(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
         let peer = canonical(peer);
         let trusted = |ip: IpAddr| self.trusted_proxies.iter().any(|c| c.contains(ip));
         if !trusted(peer) {
@@ -113,7 +133,7 @@ impl RateLimitPolicy {
 
     /// The bucket a client address counts against: IPv4 addresses alone, IPv6 addresses by
     /// their /64, since one subscriber usually holds a whole /64.
-    pub fn bucket(ip: IpAddr) -> String {
+    pub(crate) fn bucket(ip: IpAddr) -> String {
         match canonical(ip) {
             IpAddr::V4(v4) => v4.to_string(),
             IpAddr::V6(v6) => {
@@ -123,14 +143,23 @@ impl RateLimitPolicy {
         }
     }
 
-    /// Counts one request for `key`; `Err` with a 429 when over the limit.
-    pub async fn check(&self, pool: &DbPool, key: &str) -> Result<(), AuthError> {
+    /// Counts one request for `key` under `rule`; `Err` with a 429 when over the limit.
+    pub(crate) async fn check(
+        &self,
+        pool: &DbPool,
+        rule: Rule,
+        key: &str,
+    ) -> Result<(), AuthError> {
         if !self.enabled {
             return Ok(());
         }
+        let limit = match rule {
+            Rule::Credential => self.credential,
+            Rule::Mail => self.mail,
+        };
         let now = Utc::now().timestamp_millis();
-        let window_ms = self.window.as_millis() as i64;
-        let max = self.max as i32;
+        let window_ms = limit.window.as_millis() as i64;
+        let max = limit.max as i32;
         let client = pool.get().await?;
         let row = client
             .query_one(
@@ -156,7 +185,7 @@ impl RateLimitPolicy {
     }
 
     /// Forgets counters idle for a day; called from a background task.
-    pub async fn purge(&self, pool: &DbPool) -> Result<u64, AuthError> {
+    pub(crate) async fn purge(&self, pool: &DbPool) -> Result<u64, AuthError> {
         let cutoff = Utc::now().timestamp_millis() - 86_400_000;
         let client = pool.get().await?;
         Ok(client
@@ -173,10 +202,14 @@ mod tests {
     use super::*;
 
     fn policy(proxies: &[&str]) -> RateLimitPolicy {
+        let limit = |max, secs| Limit {
+            max,
+            window: Duration::from_secs(secs),
+        };
         RateLimitPolicy {
             enabled: true,
-            max: 3,
-            window: Duration::from_secs(10),
+            credential: limit(3, 10),
+            mail: limit(3, 60),
             trusted_proxies: proxies.iter().map(|p| p.parse().unwrap()).collect(),
         }
     }

@@ -5,15 +5,20 @@ use http::StatusCode;
 use latchkey_core::http::{self as h, HttpResponse};
 use serde_json::Value;
 
-pub struct Reply {
+/// Better-Auth's bearer plugin hands the signed session token to clients in this header.
+pub(crate) const SET_AUTH_TOKEN: HeaderName = HeaderName::from_static("set-auth-token");
+/// Better-Auth's jwt plugin puts a fresh JWT on every get-session answer.
+pub(crate) const SET_AUTH_JWT: HeaderName = HeaderName::from_static("set-auth-jwt");
+
+pub(crate) struct Reply {
     status: StatusCode,
     body: Option<Value>,
     headers: Vec<(HeaderName, String)>,
-    expose: Vec<&'static str>,
+    expose: Vec<HeaderName>,
 }
 
 impl Reply {
-    pub fn json(body: Value) -> Self {
+    pub(crate) fn json(body: Value) -> Self {
         Self {
             status: StatusCode::OK,
             body: Some(body),
@@ -23,7 +28,7 @@ impl Reply {
     }
 
     /// Raw bytes that are already JSON (the cached JWKS).
-    pub fn raw_json(bytes: bytes::Bytes) -> HttpResponse {
+    pub(crate) fn raw_json(bytes: bytes::Bytes) -> HttpResponse {
         let mut resp = http::Response::new(h::full(bytes));
         resp.headers_mut().insert(
             http::header::CONTENT_TYPE,
@@ -32,36 +37,38 @@ impl Reply {
         resp
     }
 
-    pub fn status(mut self, status: StatusCode) -> Self {
+    pub(crate) fn status(mut self, status: StatusCode) -> Self {
         self.status = status;
         self
     }
 
-    pub fn cookie(mut self, set_cookie: String) -> Self {
+    pub(crate) fn cookie(mut self, set_cookie: String) -> Self {
         self.headers.push((SET_COOKIE, set_cookie));
         self
     }
 
-    pub fn cookies(mut self, all: Vec<String>) -> Self {
+    pub(crate) fn cookies(mut self, all: Vec<String>) -> Self {
         for c in all {
             self.headers.push((SET_COOKIE, c));
         }
         self
     }
 
-    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
-        self.headers
-            .push((HeaderName::from_static(name), value.into()));
+    /// Names are typed (`http::header::*` or this module's constants): a name is checked
+    /// when it is written down, not when a request happens to reach it.
+    pub(crate) fn header(mut self, name: HeaderName, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
         self
     }
 
-    /// Lists a header in `Access-Control-Expose-Headers` so browser clients can read it.
-    pub fn expose(mut self, name: &'static str) -> Self {
+    /// Lists a header in `Access-Control-Expose-Headers`, as Better-Auth does for its own
+    /// headers even without CORS.
+    pub(crate) fn expose(mut self, name: HeaderName) -> Self {
         self.expose.push(name);
         self
     }
 
-    pub fn into_response(self) -> HttpResponse {
+    pub(crate) fn into_response(self) -> HttpResponse {
         let mut resp = h::json(self.status, &self.body.unwrap_or(Value::Null));
         let headers = resp.headers_mut();
         for (name, value) in self.headers {
@@ -73,10 +80,33 @@ impl Reply {
             }
         }
         if !self.expose.is_empty() {
-            if let Ok(v) = HeaderValue::from_str(&self.expose.join(", ")) {
+            let names: Vec<&str> = self.expose.iter().map(HeaderName::as_str).collect();
+            if let Ok(v) = HeaderValue::from_str(&names.join(", ")) {
                 headers.insert(ACCESS_CONTROL_EXPOSE_HEADERS, v);
             }
         }
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_names_with_capitals_do_not_panic() {
+        // Regression: names used to go through `HeaderName::from_static`, which panics at
+        // run time on upper-case input.
+        let name = HeaderName::try_from("Cache-Control").unwrap();
+        let resp = Reply::json(Value::Null)
+            .header(name, "no-store")
+            .expose(SET_AUTH_TOKEN)
+            .expose(SET_AUTH_JWT)
+            .into_response();
+        assert_eq!(resp.headers()["cache-control"], "no-store");
+        assert_eq!(
+            resp.headers()["access-control-expose-headers"],
+            "set-auth-token, set-auth-jwt"
+        );
     }
 }

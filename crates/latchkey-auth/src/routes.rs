@@ -1,24 +1,38 @@
-//! The router: a plain match from (method, path) to a handler, plus the checks every request
-//! gets (body size cap, the cookie/origin rule for state-changing requests).
+//! The request pipeline. Every endpoint is one row of [`ROUTES`]: method, path pattern, and the
+//! policy the pipeline applies before the handler runs (rate-limit rule, origin rule, body
+//! encodings, whether a session is needed). Handlers get their body typed and their session
+//! found; every response, errors included, leaves through [`handle`], the one exit where CORS,
+//! the request id and the access log line are added.
+//!
+//! Order of the checks, as Better-Auth's: rate limit, origin rules, body (400/415), session
+//! (401), handler.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use http::header::{HeaderValue, ORIGIN};
 use http::{Method, StatusCode};
 use hyper::body::Incoming;
 use hyper::Request;
+use latchkey_core::cors::Cors;
 use latchkey_core::http::{self as h, BodyError, HttpResponse};
+use latchkey_core::server::RequestId;
 use serde_json::json;
 
 use crate::error::AuthError;
 use crate::handlers::{account, jwt, sessions, user};
-use crate::request::Req;
-use crate::state::State;
+use crate::ratelimit::Rule;
+use crate::reply::Reply;
+use crate::request::{BodyRule, Req};
+use crate::state::{Caller, Lookup, State};
 
+/// Better-Auth's default `basePath`.
 const BASE: &str = "/api/auth";
-const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// A client that announces a body and trickles it must not hold the request open forever.
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Endpoint {
     Ok,
     SignUp,
@@ -39,82 +53,213 @@ enum Endpoint {
     UpdateSession,
 }
 
-fn route(method: &Method, path: &str) -> Option<Endpoint> {
-    use Endpoint::*;
-    let get = method == Method::GET;
-    let post = method == Method::POST;
-    Some(match path {
-        "/ok" if get => Ok,
-        "/sign-up/email" if post => SignUp,
-        "/sign-in/email" if post => SignIn,
-        "/sign-out" if post => SignOut,
-        "/get-session" if get => GetSession,
-        "/get-session" if post => GetSessionPost,
-        "/list-sessions" if get => ListSessions,
-        "/revoke-session" if post => RevokeSession,
-        "/revoke-sessions" if post => RevokeSessions,
-        "/revoke-other-sessions" if post => RevokeOtherSessions,
-        "/update-user" if post => UpdateUser,
-        "/change-password" if post => ChangePassword,
-        "/token" if get => Token,
-        "/jwks" if get => Jwks,
-        "/list-accounts" if get => ListAccounts,
-        "/verify-password" if post => VerifyPassword,
-        "/update-session" if post => UpdateSession,
-        _ => return None,
+/// Origin and CSRF rules (docs/compatibility.md#origins-and-csrf).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OriginRule {
+    /// Safe methods: no check.
+    None,
+    /// A state-changing request that carries cookies must come from a trusted origin.
+    Cookies,
+    /// Sign-in and sign-up: login CSRF is blocked even without cookies.
+    Login,
+}
+
+/// What the handler needs of the caller's session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Needs {
+    Nothing,
+    /// The lookup's outcome, whatever it is (get-session answers `null` when signed out).
+    Lookup,
+    /// A live session, or 401.
+    Session,
+}
+
+struct Route {
+    method: Method,
+    /// Below [`BASE`]; a segment `:name` matches any one non-empty segment.
+    pattern: &'static str,
+    endpoint: Endpoint,
+    limit: Option<Rule>,
+    origin: OriginRule,
+    body: BodyRule,
+    session: Needs,
+}
+
+const fn get(pattern: &'static str, endpoint: Endpoint, session: Needs) -> Route {
+    Route {
+        method: Method::GET,
+        pattern,
+        endpoint,
+        limit: None,
+        origin: OriginRule::None,
+        body: BodyRule::Ignored,
+        session,
+    }
+}
+
+const fn post(pattern: &'static str, endpoint: Endpoint, session: Needs) -> Route {
+    Route {
+        method: Method::POST,
+        pattern,
+        endpoint,
+        limit: None,
+        origin: OriginRule::Cookies,
+        body: BodyRule::Json,
+        session,
+    }
+}
+
+impl Route {
+    const fn limited(mut self, rule: Rule) -> Self {
+        self.limit = Some(rule);
+        self
+    }
+
+    /// Sign-in and sign-up: the login CSRF rule, and form bodies too.
+    const fn login(mut self) -> Self {
+        self.origin = OriginRule::Login;
+        self.body = BodyRule::JsonOrForm;
+        self
+    }
+}
+
+/// Every endpoint under `/api/auth` (docs/compatibility.md#endpoints). Unknown paths and
+/// wrong methods are an empty 404, as in Better-Auth.
+static ROUTES: &[Route] = {
+    use Endpoint as E;
+    use Needs::*;
+    &[
+        get("/ok", E::Ok, Nothing),
+        post("/sign-up/email", E::SignUp, Nothing)
+            .login()
+            .limited(Rule::Credential),
+        post("/sign-in/email", E::SignIn, Nothing)
+            .login()
+            .limited(Rule::Credential),
+        post("/sign-out", E::SignOut, Nothing),
+        get("/get-session", E::GetSession, Lookup),
+        post("/get-session", E::GetSessionPost, Nothing),
+        get("/list-sessions", E::ListSessions, Session),
+        post("/revoke-session", E::RevokeSession, Session),
+        post("/revoke-sessions", E::RevokeSessions, Session),
+        post("/revoke-other-sessions", E::RevokeOtherSessions, Session),
+        post("/update-user", E::UpdateUser, Session),
+        post("/change-password", E::ChangePassword, Session).limited(Rule::Credential),
+        get("/token", E::Token, Session),
+        get("/jwks", E::Jwks, Nothing),
+        get("/list-accounts", E::ListAccounts, Session),
+        post("/verify-password", E::VerifyPassword, Session).limited(Rule::Credential),
+        post("/update-session", E::UpdateSession, Session),
+    ]
+};
+
+/// The row for a path below [`BASE`], with the values of its `:name` segments.
+fn find_route(
+    method: &Method,
+    path: &str,
+) -> Option<(&'static Route, Vec<(&'static str, String)>)> {
+    ROUTES.iter().find_map(|route| {
+        if route.method != method {
+            return None;
+        }
+        match_pattern(route.pattern, path).map(|params| (route, params))
     })
 }
 
-pub async fn handle(state: Arc<State>, req: Request<Incoming>, peer: SocketAddr) -> HttpResponse {
+fn match_pattern(pattern: &'static str, path: &str) -> Option<Vec<(&'static str, String)>> {
+    let mut params = Vec::new();
+    let mut want = pattern.split('/');
+    let mut got = path.split('/');
+    loop {
+        match (want.next(), got.next()) {
+            (None, None) => return Some(params),
+            (Some(w), Some(g)) => match w.strip_prefix(':') {
+                Some(name) if !g.is_empty() => {
+                    let value = percent_encoding::percent_decode_str(g)
+                        .decode_utf8()
+                        .ok()?
+                        .into_owned();
+                    params.push((name, value));
+                }
+                Some(_) => return None,
+                None if w == g => {}
+                None => return None,
+            },
+            _ => return None,
+        }
+    }
+}
+
+/// The one exit: every response passes here.
+pub(crate) async fn handle(
+    st: Arc<State>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> HttpResponse {
+    let started = Instant::now();
+    let id = RequestId::of(&req);
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let origin: Option<HeaderValue> = req.headers().get(ORIGIN).cloned();
+
+    let mut resp = match &st.cors {
+        Some(cors) if Cors::is_preflight(req.method(), req.headers()) => {
+            cors.preflight(req.headers())
+        }
+        _ => {
+            let mut resp = match respond(&st, req, peer).await {
+                Ok(resp) => resp,
+                Err(e) => e.into_response(),
+            };
+            if let Some(cors) = &st.cors {
+                cors.decorate(origin.as_ref(), &mut resp);
+            }
+            resp
+        }
+    };
+    if let Ok(v) = HeaderValue::from_str(&id.to_string()) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    tracing::info!(
+        target: "access",
+        %method,
+        path,
+        status = resp.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        %peer,
+    );
+    resp
+}
+
+async fn respond(
+    st: &State,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Result<HttpResponse, AuthError> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path();
     match (&parts.method, path) {
-        (&Method::GET, "/healthz") => return h::json(StatusCode::OK, &json!({"status": "ok"})),
-        (&Method::GET, "/readyz") => return readyz(&state).await,
-        (&Method::GET, "/.well-known/jwks.json") => return jwt::jwks(&state),
+        (&Method::GET, "/healthz") => return Ok(h::json(StatusCode::OK, &json!({"status": "ok"}))),
+        (&Method::GET, "/readyz") => return Ok(readyz(st).await),
+        (&Method::GET, "/.well-known/jwks.json") => return Ok(jwt::jwks(st)),
         _ => {}
     }
-    let Some(endpoint) = path
-        .strip_prefix(BASE)
-        .and_then(|p| route(&parts.method, p))
-    else {
-        return AuthError::NotFound.into_response();
+    let Some(rest) = path.strip_prefix(BASE) else {
+        return Err(AuthError::NotFound);
     };
-    if let Endpoint::Jwks = endpoint {
-        return jwt::jwks(&state);
+    let Some((route, params)) = find_route(&parts.method, rest) else {
+        return Err(AuthError::NotFound);
+    };
+    if route.endpoint == Endpoint::Jwks {
+        return Ok(jwt::jwks(st));
     }
-
-    // A client that announces a body and trickles it must not hold the request open forever.
-    let read = h::read_limited(body, state.config.max_body_bytes);
-    let body = match tokio::time::timeout(BODY_READ_TIMEOUT, read)
-        .await
-        .unwrap_or(Err(BodyError::TimedOut))
-    {
-        Ok(b) => b,
-        Err(BodyError::TimedOut) => {
-            return AuthError::api(
-                StatusCode::REQUEST_TIMEOUT,
-                "REQUEST_TIMEOUT",
-                "Request body not received in time",
-            )
-            .into_response()
-        }
-        Err(BodyError::TooLarge) => {
-            return AuthError::api(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "PAYLOAD_TOO_LARGE",
-                format!("Request body exceeds {} bytes", state.config.max_body_bytes),
-            )
-            .into_response()
-        }
-        Err(BodyError::Read(e)) => {
-            return AuthError::bad_request("BAD_REQUEST", format!("Could not read body: {e}"))
-                .into_response()
-        }
+    let body = match route.body {
+        BodyRule::Ignored => bytes::Bytes::new(),
+        _ => read_body(st, body).await?,
     };
     let req = Req {
-        method: parts.method,
-        path: path[BASE.len()..].to_string(),
+        path: rest.to_string(),
+        params,
         query: parts
             .uri
             .query()
@@ -126,59 +271,121 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>, peer: SocketAddr)
             .unwrap_or_default(),
         headers: parts.headers,
         body,
+        body_rule: route.body,
         peer,
     };
-    match dispatch(&state, endpoint, &req).await {
-        Ok(resp) => resp,
-        Err(e) => e.into_response(),
+    Ok(dispatch(st, route, &req).await?.into_response())
+}
+
+async fn read_body(st: &State, body: Incoming) -> Result<bytes::Bytes, AuthError> {
+    let limit = st.config.max_body_bytes;
+    match tokio::time::timeout(BODY_READ_TIMEOUT, h::read_limited(body, limit))
+        .await
+        .unwrap_or(Err(BodyError::TimedOut))
+    {
+        Ok(bytes) => Ok(bytes),
+        Err(BodyError::TimedOut) => Err(AuthError::api(
+            StatusCode::REQUEST_TIMEOUT,
+            "REQUEST_TIMEOUT",
+            "Request body not received in time",
+        )),
+        Err(BodyError::TooLarge) => Err(AuthError::api(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PAYLOAD_TOO_LARGE",
+            format!("Request body exceeds {limit} bytes"),
+        )),
+        Err(BodyError::Read(e)) => Err(AuthError::bad_request(
+            "BAD_REQUEST",
+            format!("Could not read body: {e}"),
+        )),
     }
 }
 
-async fn dispatch(st: &State, endpoint: Endpoint, req: &Req) -> Result<HttpResponse, AuthError> {
-    use Endpoint::*;
-    if !matches!(req.method, Method::GET | Method::HEAD | Method::OPTIONS) {
-        st.origins.check_cookie_request(req)?;
+/// What the pipeline found of the caller's session, by the row's [`Needs`].
+pub(crate) enum Found {
+    Nothing,
+    Lookup(Lookup),
+    Caller(Box<Caller>),
+}
+
+/// A handler's session parameter, taken from what the pipeline found. A mismatch between a
+/// row and its handler's parameter is a bug, answered with a 500 rather than a panic.
+pub(crate) trait FromFound: Sized {
+    fn take(found: Found) -> Result<Self, AuthError>;
+}
+
+impl FromFound for () {
+    fn take(_: Found) -> Result<Self, AuthError> {
+        Ok(())
     }
-    if matches!(endpoint, SignUp | SignIn | ChangePassword | VerifyPassword) {
-        let policy = &st.config.rate_limit;
-        let forwarded_for = req.header("x-forwarded-for");
-        if policy.enabled
-            && policy.trusted_proxies.is_empty()
-            && forwarded_for.is_some()
-            && !st
-                .warned_forwarded_for
-                .swap(true, std::sync::atomic::Ordering::Relaxed)
-        {
-            tracing::warn!(
-                "requests carry X-Forwarded-For but LATCHKEY_TRUSTED_PROXIES is empty: rate \
-                 limits key on the peer address, so behind a proxy all clients share one limit"
-            );
+}
+
+impl FromFound for Lookup {
+    fn take(found: Found) -> Result<Self, AuthError> {
+        match found {
+            Found::Lookup(lookup) => Ok(lookup),
+            _ => Err(AuthError::internal(
+                "route row does not look up the session",
+            )),
         }
-        let ip = policy.client_ip(req.peer.ip(), forwarded_for);
-        policy
-            .check(&st.pool, &format!("{ip}|{}", req.path))
-            .await?;
     }
-    let reply = match endpoint {
-        Ok => crate::reply::Reply::json(json!({"ok": true})),
-        SignUp => account::sign_up(st, req).await?,
-        SignIn => account::sign_in(st, req).await?,
-        SignOut => account::sign_out(st, req).await?,
-        GetSession => sessions::get_session(st, req).await?,
-        GetSessionPost => sessions::get_session_post(),
-        ListSessions => sessions::list_sessions(st, req).await?,
-        RevokeSession => sessions::revoke_session(st, req).await?,
-        RevokeSessions => sessions::revoke_sessions(st, req).await?,
-        RevokeOtherSessions => sessions::revoke_other_sessions(st, req).await?,
-        UpdateUser => user::update_user(st, req).await?,
-        ChangePassword => user::change_password(st, req).await?,
-        Token => jwt::token(st, req).await?,
-        ListAccounts => user::list_accounts(st, req).await?,
-        VerifyPassword => user::verify_password(st, req).await?,
-        UpdateSession => sessions::update_session(st, req).await?,
-        Jwks => return Result::Ok(jwt::jwks(st)),
-    };
-    Result::Ok(reply.into_response())
+}
+
+impl FromFound for Caller {
+    fn take(found: Found) -> Result<Self, AuthError> {
+        match found {
+            Found::Caller(caller) => Ok(*caller),
+            _ => Err(AuthError::internal("route row does not require a session")),
+        }
+    }
+}
+
+async fn find_session(st: &State, req: &Req, needs: Needs) -> Result<Found, AuthError> {
+    Ok(match needs {
+        Needs::Nothing => Found::Nothing,
+        Needs::Lookup => Found::Lookup(st.lookup(req).await?),
+        Needs::Session => Found::Caller(Box::new(st.require_session(req).await?)),
+    })
+}
+
+async fn dispatch(st: &State, route: &Route, req: &Req) -> Result<Reply, AuthError> {
+    if let Some(rule) = route.limit {
+        st.rate_limit(rule, req).await?;
+    }
+    match route.origin {
+        OriginRule::None => {}
+        OriginRule::Cookies => st.origins.check_cookie_request(req)?,
+        OriginRule::Login => st.origins.check_login_request(req)?,
+    }
+    // Every handler takes (state, request, session, body); the body is parsed first, then the
+    // session is found, both typed by the handler's signature.
+    macro_rules! call {
+        ($handler:path) => {{
+            let body = req.body()?;
+            let found = FromFound::take(find_session(st, req, route.session).await?)?;
+            $handler(st, req, found, body).await
+        }};
+    }
+    use Endpoint as E;
+    match route.endpoint {
+        E::Ok => Ok(Reply::json(json!({"ok": true}))),
+        E::SignUp => call!(account::sign_up),
+        E::SignIn => call!(account::sign_in),
+        E::SignOut => call!(account::sign_out),
+        E::GetSession => call!(sessions::get_session),
+        E::GetSessionPost => Ok(sessions::get_session_post()),
+        E::ListSessions => call!(sessions::list_sessions),
+        E::RevokeSession => call!(sessions::revoke_session),
+        E::RevokeSessions => call!(sessions::revoke_sessions),
+        E::RevokeOtherSessions => call!(sessions::revoke_other_sessions),
+        E::UpdateUser => call!(user::update_user),
+        E::ChangePassword => call!(user::change_password),
+        E::Token => call!(jwt::token),
+        E::ListAccounts => call!(user::list_accounts),
+        E::VerifyPassword => call!(user::verify_password),
+        E::UpdateSession => call!(sessions::update_session),
+        E::Jwks => Err(AuthError::internal("jwks is answered before dispatch")),
+    }
 }
 
 /// Ready when the database answers and a signing key is loaded.
@@ -198,4 +405,43 @@ async fn readyz(st: &State) -> HttpResponse {
         &json!({"status": if status == StatusCode::OK { "ready" } else { "not ready" },
                 "database": db_ok, "signingKey": keys_ok}),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_with_parameters() {
+        assert_eq!(match_pattern("/get-session", "/get-session"), Some(vec![]));
+        assert_eq!(match_pattern("/get-session", "/get-session/"), None);
+        assert_eq!(
+            match_pattern("/reset-password/:token", "/reset-password/abc%20d"),
+            Some(vec![("token", "abc d".to_string())])
+        );
+        assert_eq!(
+            match_pattern("/reset-password/:token", "/reset-password/"),
+            None
+        );
+        assert_eq!(
+            match_pattern("/reset-password/:token", "/reset-password/a/b"),
+            None
+        );
+    }
+
+    #[test]
+    fn every_row_is_reachable_and_unique() {
+        for (i, route) in ROUTES.iter().enumerate() {
+            let (found, _) = find_route(&route.method, route.pattern).expect("row matches itself");
+            assert!(
+                std::ptr::eq(found, &ROUTES[i]),
+                "{} shadowed",
+                route.pattern
+            );
+            if route.method == Method::GET {
+                assert_eq!(route.origin, OriginRule::None, "{}", route.pattern);
+                assert_eq!(route.body, BodyRule::Ignored, "{}", route.pattern);
+            }
+        }
+    }
 }

@@ -17,14 +17,14 @@ use zeroize::Zeroizing;
 use crate::error::AuthError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Alg {
+pub(crate) enum Alg {
     EdDsa,
     Rs256,
     Es256,
 }
 
 impl Alg {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Alg::EdDsa => "EdDSA",
             Alg::Rs256 => "RS256",
@@ -33,7 +33,7 @@ impl Alg {
     }
 
     /// The `jwks.crv` column as Better-Auth fills it.
-    pub fn crv(self) -> Option<&'static str> {
+    pub(crate) fn crv(self) -> Option<&'static str> {
         match self {
             Alg::EdDsa => Some("Ed25519"),
             Alg::Es256 => Some("P-256"),
@@ -62,17 +62,17 @@ impl FromStr for Alg {
     }
 }
 
-pub enum Signer {
+pub(crate) enum Signer {
     Ed25519(ed25519_dalek::SigningKey),
     Es256(p256::ecdsa::SigningKey),
     Rs256(Box<rsa::pkcs1v15::SigningKey<sha2::Sha256>>),
 }
 
-/// A new key: the signer, its public JWK and its private JWK (to be encrypted at rest).
-pub struct Generated {
-    pub signer: Signer,
-    pub public_jwk: String,
-    pub private_jwk: Zeroizing<String>,
+/// A new key: its public JWK and its private JWK (to be encrypted at rest; the signer is
+/// made from it when the key set is reloaded).
+pub(crate) struct Generated {
+    pub(crate) public_jwk: String,
+    pub(crate) private_jwk: Zeroizing<String>,
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -84,7 +84,7 @@ fn big(n: &BigUint) -> String {
 }
 
 impl Signer {
-    pub fn alg(&self) -> Alg {
+    pub(crate) fn alg(&self) -> Alg {
         match self {
             Signer::Ed25519(_) => Alg::EdDsa,
             Signer::Es256(_) => Alg::Es256,
@@ -92,7 +92,7 @@ impl Signer {
         }
     }
 
-    pub fn sign(&self, input: &[u8]) -> Vec<u8> {
+    pub(crate) fn sign(&self, input: &[u8]) -> Vec<u8> {
         match self {
             Signer::Ed25519(k) => k.sign(input).to_bytes().to_vec(),
             Signer::Es256(k) => {
@@ -109,7 +109,7 @@ impl Signer {
     }
 
     /// Generates a key. RSA generation takes a while; call this off the async workers.
-    pub fn generate(alg: Alg) -> Result<Generated, AuthError> {
+    pub(crate) fn generate(alg: Alg) -> Result<Generated, AuthError> {
         match alg {
             Alg::EdDsa => {
                 let mut seed = Zeroizing::new([0u8; 32]);
@@ -123,7 +123,6 @@ impl Signer {
                         r#"{{"crv":"Ed25519","d":"{}","x":"{x}","kty":"OKP"}}"#,
                         d.as_str()
                     )),
-                    signer: Signer::Ed25519(key),
                 })
             }
             Alg::Es256 => {
@@ -140,7 +139,6 @@ impl Signer {
                         r#"{{"kty":"EC","x":"{x}","y":"{y}","crv":"P-256","d":"{}"}}"#,
                         d.as_str()
                     )),
-                    signer: Signer::Es256(key),
                 })
             }
             Alg::Rs256 => {
@@ -172,14 +170,13 @@ impl Signer {
                 Ok(Generated {
                     public_jwk: json!({"kty": "RSA", "n": n, "e": e}).to_string(),
                     private_jwk: private,
-                    signer: Signer::Rs256(Box::new(rsa::pkcs1v15::SigningKey::new(key))),
                 })
             }
         }
     }
 
     /// Rebuilds a signer from a decrypted private JWK, checking that its public half matches.
-    pub fn from_private_jwk(jwk: &PrivateJwk) -> Result<Signer, AuthError> {
+    pub(crate) fn from_private_jwk(jwk: &PrivateJwk) -> Result<Signer, AuthError> {
         let decode = |name: &str, text: Option<&str>| -> Result<Zeroizing<Vec<u8>>, AuthError> {
             URL_SAFE_NO_PAD
                 .decode(text.unwrap_or_default())
@@ -238,7 +235,7 @@ impl Signer {
 
 /// A decrypted private JWK. The private fields are wiped when it is dropped.
 #[derive(serde::Deserialize)]
-pub struct PrivateJwk {
+pub(crate) struct PrivateJwk {
     kty: String,
     crv: Option<String>,
     d: Zeroizing<String>,
@@ -250,7 +247,7 @@ pub struct PrivateJwk {
 }
 
 impl PrivateJwk {
-    pub fn parse(json: &str) -> Result<Self, AuthError> {
+    pub(crate) fn parse(json: &str) -> Result<Self, AuthError> {
         serde_json::from_str(json)
             .map_err(|_| AuthError::internal("decrypted signing key is not a private JWK"))
     }
@@ -272,7 +269,9 @@ mod tests {
             assert!(public.get("d").is_none(), "{alg}: public JWK leaks d");
             // Deterministic schemes give the same signature from both copies.
             if alg != Alg::Es256 {
-                assert_eq!(g.signer.sign(b"x"), again.sign(b"x"), "{alg}");
+                let twice =
+                    Signer::from_private_jwk(&PrivateJwk::parse(&g.private_jwk).unwrap()).unwrap();
+                assert_eq!(twice.sign(b"x"), again.sign(b"x"), "{alg}");
             }
         }
     }

@@ -1,9 +1,11 @@
 //! What every handler shares, and the session plumbing they all use: finding the caller's
 //! session (cookie or bearer), issuing session cookies, and signing JWTs.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use chrono::Utc;
+use latchkey_core::cors::Cors;
 use latchkey_core::db::DbPool;
 use serde_json::{json, Map, Value};
 
@@ -13,34 +15,43 @@ use crate::error::AuthError;
 use crate::keys::Keys;
 use crate::origin::Origins;
 use crate::password::Hasher;
-use crate::reply::Reply;
+use crate::ratelimit::{RateLimitPolicy, Rule};
+use crate::reply::{Reply, SET_AUTH_TOKEN};
 use crate::request::Req;
 use crate::store::{self, NewSession, Session, User};
 
-pub struct State {
-    pub config: AuthConfig,
-    pub pool: DbPool,
-    pub hasher: Hasher,
-    pub keys: Arc<Keys>,
-    pub cookies: CookieSigner,
-    pub origins: Origins,
+pub(crate) struct State {
+    pub(crate) config: AuthConfig,
+    pub(crate) pool: DbPool,
+    pub(crate) hasher: Hasher,
+    pub(crate) keys: Arc<Keys>,
+    pub(crate) cookies: CookieSigner,
+    pub(crate) origins: Origins,
+    /// `None` with `LATCHKEY_CORS=off`.
+    pub(crate) cors: Option<Cors>,
     /// Set once the "X-Forwarded-For from an untrusted peer" hint has been logged.
-    pub warned_forwarded_for: std::sync::atomic::AtomicBool,
+    pub(crate) warned_forwarded_for: AtomicBool,
+}
+
+/// The caller of an endpoint that needs a live session.
+pub(crate) struct Caller {
+    pub(crate) session: Session,
+    pub(crate) user: User,
 }
 
 /// The outcome of looking for the caller's session.
-pub enum Lookup {
+pub(crate) enum Lookup {
     /// No token, or one whose signature did not verify: an anonymous caller.
     Anonymous,
     /// A genuine token whose session is gone or expired; its cookies should be cleared.
     Ended,
-    Active(Box<(Session, User)>),
+    Active(Box<Caller>),
 }
 
 impl State {
     /// The session token the request carries, signature checked. A bearer token wins over the
     /// cookie; an unsigned bearer token is accepted as a raw token, as Better-Auth does.
-    pub fn session_token(&self, req: &Req) -> Option<String> {
+    pub(crate) fn session_token(&self, req: &Req) -> Option<String> {
         if let Some(auth) = req.header("authorization") {
             if let Some((scheme, value)) = auth.split_once(' ') {
                 if scheme.eq_ignore_ascii_case("bearer") {
@@ -66,13 +77,13 @@ impl State {
     }
 
     /// Did the caller ask not to be remembered (a signed `dont_remember` cookie)?
-    pub fn dont_remember(&self, req: &Req) -> bool {
+    pub(crate) fn dont_remember(&self, req: &Req) -> bool {
         req.cookie_header()
             .and_then(|h| cookies::find_cookie(&h, &self.cookies.name(cookies::DONT_REMEMBER)))
             .is_some_and(|v| self.cookies.verify(&v) == Some("true"))
     }
 
-    pub async fn lookup(&self, req: &Req) -> Result<Lookup, AuthError> {
+    pub(crate) async fn lookup(&self, req: &Req) -> Result<Lookup, AuthError> {
         let Some(token) = self.session_token(req) else {
             return Ok(Lookup::Anonymous);
         };
@@ -83,12 +94,12 @@ impl State {
                 store::delete_session_by_token(&client, &token).await?;
                 Ok(Lookup::Ended)
             }
-            Some(found) => Ok(Lookup::Active(Box::new(found))),
+            Some((session, user)) => Ok(Lookup::Active(Box::new(Caller { session, user }))),
         }
     }
 
     /// The caller's live session, or 401.
-    pub async fn require_session(&self, req: &Req) -> Result<(Session, User), AuthError> {
+    pub(crate) async fn require_session(&self, req: &Req) -> Result<Caller, AuthError> {
         match self.lookup(req).await? {
             Lookup::Active(found) => Ok(*found),
             Lookup::Ended => Err(AuthError::SessionEnded {
@@ -100,7 +111,7 @@ impl State {
 
     /// Adds the session cookie (and `set-auth-token` for bearer clients) to a reply.
     /// `remember: false` makes it a browser-session cookie plus a `dont_remember` marker.
-    pub fn with_session(&self, reply: Reply, token: &str, remember: bool) -> Reply {
+    pub(crate) fn with_session(&self, reply: Reply, token: &str, remember: bool) -> Reply {
         let signed = self.cookies.sign(token);
         let max_age = remember.then_some(self.config.session.expires_in.as_secs() as i64);
         let mut reply = reply
@@ -108,8 +119,8 @@ impl State {
                 self.cookies
                     .set_cookie(cookies::SESSION_TOKEN, &signed, max_age),
             )
-            .header("set-auth-token", signed)
-            .expose("set-auth-token");
+            .header(SET_AUTH_TOKEN, signed)
+            .expose(SET_AUTH_TOKEN);
         if !remember {
             let marker = self.cookies.sign("true");
             reply = reply.cookie(
@@ -120,9 +131,35 @@ impl State {
         reply
     }
 
+    /// Counts the request against its route's rate-limit rule; a 429 when over it.
+    pub(crate) async fn rate_limit(&self, rule: Rule, req: &Req) -> Result<(), AuthError> {
+        let policy = &self.config.rate_limit;
+        if !policy.enabled {
+            return Ok(());
+        }
+        let forwarded_for = req.header("x-forwarded-for");
+        if policy.trusted_proxies.is_empty()
+            && forwarded_for.is_some()
+            && !self.warned_forwarded_for.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(
+                "requests carry X-Forwarded-For but LATCHKEY_TRUSTED_PROXIES is empty: rate \
+                 limits key on the peer address, so behind a proxy all clients share one limit"
+            );
+        }
+        let ip = policy.client_ip(req.peer.ip(), forwarded_for);
+        let key = format!("{}|{}", RateLimitPolicy::bucket(ip), req.path);
+        policy.check(&self.pool, rule, &key).await
+    }
+
     /// A session for `user_id` as this request creates it (client IP and user agent recorded
     /// as Better-Auth does).
-    pub fn new_session<'a>(&self, user_id: &'a str, remember: bool, req: &Req) -> NewSession<'a> {
+    pub(crate) fn new_session<'a>(
+        &self,
+        user_id: &'a str,
+        remember: bool,
+        req: &Req,
+    ) -> NewSession<'a> {
         NewSession {
             user_id,
             ttl: self.session_ttl(remember),
@@ -141,7 +178,11 @@ impl State {
     }
 
     /// A JWT for the user, as Better-Auth's jwt plugin shapes it (spec §7.4), plus `sid`.
-    pub async fn jwt_for(&self, session: &Session, user: &User) -> Result<String, AuthError> {
+    pub(crate) async fn jwt_for(
+        &self,
+        session: &Session,
+        user: &User,
+    ) -> Result<String, AuthError> {
         let key = self.keys.signing_key().await?;
         let iat = Utc::now().timestamp();
         let mut claims = Map::new();

@@ -7,30 +7,95 @@ use deadpool_postgres::GenericClient;
 use serde::{Serialize, Serializer};
 use tokio_postgres::Row;
 
-use crate::error::AuthError;
 use crate::ids::new_id;
+
+/// What can go wrong in the store, in the store's terms; HTTP statuses are the handlers'
+/// business (`From<StoreError> for AuthError`).
+#[derive(Debug)]
+pub(crate) enum StoreError {
+    /// A unique constraint refused the row (e.g. `user_email_key`: the email is taken).
+    Unique { constraint: String },
+    /// The database is not reachable, is shutting down or refuses connections (SQLSTATE
+    /// classes 08 and 57P, 53300, or no server at all): worth a 503 and a retry.
+    Unavailable(String),
+    /// Anything else: a bug or a broken invariant.
+    Other(String),
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Unique { constraint } => write!(f, "unique violation ({constraint})"),
+            StoreError::Unavailable(d) => write!(f, "database unavailable: {d}"),
+            StoreError::Other(d) => f.write_str(d),
+        }
+    }
+}
+
+impl StoreError {
+    pub(crate) fn is_unique(&self, name: &str) -> bool {
+        matches!(self, StoreError::Unique { constraint } if constraint == name)
+    }
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        let Some(db) = e.as_db_error() else {
+            // No server answer at all: a closed connection, a timeout, a refused socket.
+            return StoreError::Unavailable(e.to_string());
+        };
+        let code = db.code().code();
+        // Only the code, message and constraint: the DETAIL line quotes row values (emails,
+        // tokens) that must not reach the logs.
+        let detail = format!(
+            "database error {code}: {} (constraint {})",
+            db.message(),
+            db.constraint().unwrap_or("-")
+        );
+        if code == "23505" {
+            return StoreError::Unique {
+                constraint: db.constraint().unwrap_or_default().to_string(),
+            };
+        }
+        // Connection exceptions, operator intervention (admin shutdown, crash shutdown,
+        // cannot connect now) and too many connections: what a restarting Postgres or a
+        // pooler in front of it says.
+        if code.starts_with("08") || code.starts_with("57P") || code == "53300" {
+            return StoreError::Unavailable(detail);
+        }
+        StoreError::Other(detail)
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        // The causes say what went wrong (a refused connection, a certificate rejected in the
+        // TLS handshake); the pool's own message alone does not.
+        StoreError::Unavailable(latchkey_core::error_chain(&e))
+    }
+}
 
 fn iso<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true))
 }
 
-pub fn now_ms() -> DateTime<Utc> {
+pub(crate) fn now_ms() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(3)
 }
 
-/// Field order is Better-Auth's (spec §12).
+/// Field order is Better-Auth's (docs/compatibility.md#http-conventions).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct User {
-    pub name: String,
-    pub email: String,
-    pub email_verified: bool,
-    pub image: Option<String>,
+pub(crate) struct User {
+    pub(crate) name: String,
+    pub(crate) email: String,
+    pub(crate) email_verified: bool,
+    pub(crate) image: Option<String>,
     #[serde(serialize_with = "iso")]
-    pub created_at: DateTime<Utc>,
+    pub(crate) created_at: DateTime<Utc>,
     #[serde(serialize_with = "iso")]
-    pub updated_at: DateTime<Utc>,
-    pub id: String,
+    pub(crate) updated_at: DateTime<Utc>,
+    pub(crate) id: String,
 }
 
 const USER_COLS: &str =
@@ -52,18 +117,18 @@ impl User {
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Session {
+pub(crate) struct Session {
     #[serde(serialize_with = "iso")]
-    pub expires_at: DateTime<Utc>,
-    pub token: String,
+    pub(crate) expires_at: DateTime<Utc>,
+    pub(crate) token: String,
     #[serde(serialize_with = "iso")]
-    pub created_at: DateTime<Utc>,
+    pub(crate) created_at: DateTime<Utc>,
     #[serde(serialize_with = "iso")]
-    pub updated_at: DateTime<Utc>,
-    pub ip_address: Option<String>,
-    pub user_agent: Option<String>,
-    pub user_id: String,
-    pub id: String,
+    pub(crate) updated_at: DateTime<Utc>,
+    pub(crate) ip_address: Option<String>,
+    pub(crate) user_agent: Option<String>,
+    pub(crate) user_id: String,
+    pub(crate) id: String,
 }
 
 const SESSION_COLS: &str = r#"s."expiresAt", s."token", s."createdAt", s."updatedAt", s."ipAddress", s."userAgent", s."userId", s."id""#;
@@ -83,33 +148,29 @@ impl Session {
     }
 }
 
-pub struct NewSession<'a> {
-    pub user_id: &'a str,
-    pub ttl: chrono::Duration,
-    pub ip_address: String,
-    pub user_agent: String,
+pub(crate) struct NewSession<'a> {
+    pub(crate) user_id: &'a str,
+    pub(crate) ttl: chrono::Duration,
+    pub(crate) ip_address: String,
+    pub(crate) user_agent: String,
 }
 
-pub async fn user_by_email(c: &impl GenericClient, email: &str) -> Result<Option<User>, AuthError> {
+pub(crate) async fn user_by_email(
+    c: &impl GenericClient,
+    email: &str,
+) -> Result<Option<User>, StoreError> {
     let sql = format!(r#"select {USER_COLS} from "user" u where u."email" = $1"#);
     Ok(c.query_opt(&sql, &[&email])
         .await?
         .map(|r| User::from_row(&r, 0)))
 }
 
-pub async fn user_by_id(c: &impl GenericClient, id: &str) -> Result<Option<User>, AuthError> {
-    let sql = format!(r#"select {USER_COLS} from "user" u where u."id" = $1"#);
-    Ok(c.query_opt(&sql, &[&id])
-        .await?
-        .map(|r| User::from_row(&r, 0)))
-}
-
-pub async fn insert_user(
+pub(crate) async fn insert_user(
     c: &impl GenericClient,
     name: &str,
     email: &str,
     image: Option<&str>,
-) -> Result<User, AuthError> {
+) -> Result<User, StoreError> {
     let now = now_ms();
     let user = User {
         name: name.to_string(),
@@ -130,11 +191,11 @@ pub async fn insert_user(
 }
 
 /// The `credential` account Better-Auth keeps for an email/password user.
-pub async fn insert_credential(
+pub(crate) async fn insert_credential(
     c: &impl GenericClient,
     user_id: &str,
     hash: &str,
-) -> Result<(), AuthError> {
+) -> Result<(), StoreError> {
     let now = now_ms();
     c.execute(
         r#"insert into "account" ("id", "accountId", "providerId", "userId", "password", "createdAt", "updatedAt")
@@ -146,10 +207,10 @@ pub async fn insert_credential(
 }
 
 /// `(account id, stored hash)` of the user's credential account, if any.
-pub async fn credential(
+pub(crate) async fn credential(
     c: &impl GenericClient,
     user_id: &str,
-) -> Result<Option<(String, Option<String>)>, AuthError> {
+) -> Result<Option<(String, Option<String>)>, StoreError> {
     Ok(c.query_opt(
         r#"select "id", "password" from "account"
            where "userId" = $1 and "providerId" = 'credential' and "accountId" = $1
@@ -160,11 +221,11 @@ pub async fn credential(
     .map(|r| (r.get(0), r.get(1))))
 }
 
-pub async fn set_password(
+pub(crate) async fn set_password(
     c: &impl GenericClient,
     account_id: &str,
     hash: &str,
-) -> Result<(), AuthError> {
+) -> Result<(), StoreError> {
     c.execute(
         r#"update "account" set "password" = $2, "updatedAt" = $3 where "id" = $1"#,
         &[&account_id, &hash, &now_ms()],
@@ -175,12 +236,12 @@ pub async fn set_password(
 
 /// Replaces `old` with an upgraded hash of the same password, unless the password changed in
 /// the meantime (a concurrent change-password must not be undone by a sign-in's rehash).
-pub async fn upgrade_password(
+pub(crate) async fn upgrade_password(
     c: &impl GenericClient,
     account_id: &str,
     old: &str,
     hash: &str,
-) -> Result<(), AuthError> {
+) -> Result<(), StoreError> {
     c.execute(
         r#"update "account" set "password" = $3, "updatedAt" = $4
            where "id" = $1 and "password" = $2"#,
@@ -190,10 +251,10 @@ pub async fn upgrade_password(
     Ok(())
 }
 
-pub async fn insert_session(
+pub(crate) async fn insert_session(
     c: &impl GenericClient,
     new: NewSession<'_>,
-) -> Result<Session, AuthError> {
+) -> Result<Session, StoreError> {
     let now = now_ms();
     let session = Session {
         expires_at: now + new.ttl,
@@ -223,10 +284,10 @@ pub async fn insert_session(
     Ok(session)
 }
 
-pub async fn session_with_user(
+pub(crate) async fn session_with_user(
     c: &impl GenericClient,
     token: &str,
-) -> Result<Option<(Session, User)>, AuthError> {
+) -> Result<Option<(Session, User)>, StoreError> {
     let sql = format!(
         r#"select {SESSION_COLS}, {USER_COLS} from "session" s join "user" u on u."id" = s."userId"
            where s."token" = $1"#
@@ -236,11 +297,11 @@ pub async fn session_with_user(
         .map(|r| (Session::from_row(&r, 0), User::from_row(&r, 8))))
 }
 
-pub async fn extend_session(
+pub(crate) async fn extend_session(
     c: &impl GenericClient,
     id: &str,
     expires_at: DateTime<Utc>,
-) -> Result<DateTime<Utc>, AuthError> {
+) -> Result<DateTime<Utc>, StoreError> {
     let now = now_ms();
     c.execute(
         r#"update "session" set "expiresAt" = $2, "updatedAt" = $3 where "id" = $1"#,
@@ -250,21 +311,21 @@ pub async fn extend_session(
     Ok(now)
 }
 
-pub async fn delete_session_by_token(
+pub(crate) async fn delete_session_by_token(
     c: &impl GenericClient,
     token: &str,
-) -> Result<u64, AuthError> {
+) -> Result<u64, StoreError> {
     Ok(
         c.execute(r#"delete from "session" where "token" = $1"#, &[&token])
             .await?,
     )
 }
 
-pub async fn delete_user_session(
+pub(crate) async fn delete_user_session(
     c: &impl GenericClient,
     user_id: &str,
     token: &str,
-) -> Result<u64, AuthError> {
+) -> Result<u64, StoreError> {
     Ok(c.execute(
         r#"delete from "session" where "token" = $1 and "userId" = $2"#,
         &[&token, &user_id],
@@ -273,11 +334,11 @@ pub async fn delete_user_session(
 }
 
 /// Deletes the user's sessions, keeping the one with `keep` if given.
-pub async fn delete_user_sessions(
+pub(crate) async fn delete_user_sessions(
     c: &impl GenericClient,
     user_id: &str,
     keep: Option<&str>,
-) -> Result<u64, AuthError> {
+) -> Result<u64, StoreError> {
     Ok(c.execute(
         r#"delete from "session" where "userId" = $1 and ($2::text is null or "token" <> $2)"#,
         &[&user_id, &keep],
@@ -285,10 +346,10 @@ pub async fn delete_user_sessions(
     .await?)
 }
 
-pub async fn list_sessions(
+pub(crate) async fn list_sessions(
     c: &impl GenericClient,
     user_id: &str,
-) -> Result<Vec<Session>, AuthError> {
+) -> Result<Vec<Session>, StoreError> {
     let sql = format!(
         r#"select {SESSION_COLS} from "session" s where s."userId" = $1 and s."expiresAt" > now()
            order by s."createdAt""#
@@ -300,12 +361,12 @@ pub async fn list_sessions(
         .collect())
 }
 
-pub async fn update_user(
+pub(crate) async fn update_user(
     c: &impl GenericClient,
     id: &str,
     name: Option<&str>,
     image: Option<Option<&str>>,
-) -> Result<Option<User>, AuthError> {
+) -> Result<Option<User>, StoreError> {
     let sql = format!(
         r#"update "user" u set "name" = coalesce($2, u."name"),
                "image" = case when $3 then $4 else u."image" end,
@@ -322,10 +383,10 @@ pub async fn update_user(
 }
 
 /// Account rows as Better-Auth's list-accounts shows them: no password, no tokens.
-pub async fn list_accounts(
+pub(crate) async fn list_accounts(
     c: &impl GenericClient,
     user_id: &str,
-) -> Result<Vec<serde_json::Value>, AuthError> {
+) -> Result<Vec<serde_json::Value>, StoreError> {
     let rows = c
         .query(
             r#"select "accountId", "providerId", "userId", "createdAt", "updatedAt", "id", "scope"

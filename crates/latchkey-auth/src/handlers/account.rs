@@ -8,9 +8,51 @@ use super::{check_callback, check_password_length, MAX_PASSWORD};
 use crate::error::AuthError;
 use crate::password::HashError;
 use crate::reply::Reply;
-use crate::request::{looks_like_email, Fields, Req};
+use crate::request::{looks_like_email, Fields, FromBody, Req};
 use crate::state::State;
 use crate::store;
+
+pub(crate) struct SignUp {
+    name: String,
+    email: String,
+    password: SecretString,
+    image: Option<String>,
+    callback: Option<String>,
+    remember: bool,
+}
+
+impl FromBody for SignUp {
+    fn read(f: &mut Fields<'_>) -> Self {
+        SignUp {
+            name: f.string("name"),
+            email: f.email("email"),
+            password: f.secret("password"),
+            image: f.opt_string("image"),
+            callback: f.opt_string("callbackURL"),
+            remember: f.opt_bool("rememberMe").unwrap_or(true),
+        }
+    }
+}
+
+pub(crate) struct SignIn {
+    email: String,
+    password: SecretString,
+    callback: Option<String>,
+    remember: bool,
+}
+
+impl FromBody for SignIn {
+    fn read(f: &mut Fields<'_>) -> Self {
+        SignIn {
+            // Unlike sign-up, Better-Auth's sign-in schema takes any string and rejects a
+            // malformed email afterwards with its own code.
+            email: f.string("email"),
+            password: f.secret("password"),
+            callback: f.opt_string("callbackURL"),
+            remember: f.opt_bool("rememberMe").unwrap_or(true),
+        }
+    }
+}
 
 fn invalid_credentials() -> AuthError {
     AuthError::api(
@@ -20,21 +62,20 @@ fn invalid_credentials() -> AuthError {
     )
 }
 
-pub async fn sign_up(st: &State, req: &Req) -> Result<Reply, AuthError> {
-    st.origins.check_login_request(req)?;
-    let body = req.body_object(true)?;
-    let mut f = Fields::new(&body);
-    let name = f.string("name");
-    let email = f.email("email");
-    let password = f.string("password");
-    let image = f.opt_string("image");
-    let callback = f.opt_string("callbackURL");
-    let remember = f.opt_bool("rememberMe").unwrap_or(true);
-    f.finish()?;
-    let (Some(name), Some(email), Some(password)) = (name, email, password) else {
-        return Err(AuthError::internal("validated fields missing"));
-    };
-    let password = SecretString::from(password);
+pub(crate) async fn sign_up(
+    st: &State,
+    req: &Req,
+    _: (),
+    body: SignUp,
+) -> Result<Reply, AuthError> {
+    let SignUp {
+        name,
+        email,
+        password,
+        image,
+        callback,
+        remember,
+    } = body;
     check_callback(st, callback.as_deref())?;
     check_password_length(&password)?;
     let email = email.to_lowercase();
@@ -49,7 +90,8 @@ pub async fn sign_up(st: &State, req: &Req) -> Result<Reply, AuthError> {
     let mut client = st.pool.get().await?;
     let tx = client.transaction().await?;
     let user = match store::insert_user(&tx, &name, &email, image.as_deref()).await {
-        Err(AuthError::Internal(e)) if e.contains("user_email_key") => return Err(user_exists()),
+        // Another sign-up with this email won the race since the check above.
+        Err(e) if e.is_unique("user_email_key") => return Err(user_exists()),
         other => other?,
     };
     store::insert_credential(&tx, &user.id, &hash).await?;
@@ -68,21 +110,18 @@ fn user_exists() -> AuthError {
     )
 }
 
-pub async fn sign_in(st: &State, req: &Req) -> Result<Reply, AuthError> {
-    st.origins.check_login_request(req)?;
-    let body = req.body_object(true)?;
-    let mut f = Fields::new(&body);
-    // Unlike sign-up, Better-Auth's sign-in schema takes any string and rejects a malformed
-    // email afterwards with its own code.
-    let email = f.string("email");
-    let password = f.string("password");
-    let callback = f.opt_string("callbackURL");
-    let remember = f.opt_bool("rememberMe").unwrap_or(true);
-    f.finish()?;
-    let (Some(email), Some(password)) = (email, password) else {
-        return Err(AuthError::internal("validated fields missing"));
-    };
-    let password = SecretString::from(password);
+pub(crate) async fn sign_in(
+    st: &State,
+    req: &Req,
+    _: (),
+    body: SignIn,
+) -> Result<Reply, AuthError> {
+    let SignIn {
+        email,
+        password,
+        callback,
+        remember,
+    } = body;
     if !looks_like_email(&email) {
         return Err(AuthError::bad_request("INVALID_EMAIL", "Invalid email"));
     }
@@ -140,7 +179,7 @@ pub async fn sign_in(st: &State, req: &Req) -> Result<Reply, AuthError> {
     let mut reply = match &callback {
         Some(url) => {
             Reply::json(json!({"redirect": true, "token": session.token, "url": url, "user": user}))
-                .header("location", url.clone())
+                .header(http::header::LOCATION, url.clone())
         }
         None => Reply::json(json!({"redirect": false, "token": session.token, "user": user})),
     };
@@ -149,7 +188,7 @@ pub async fn sign_in(st: &State, req: &Req) -> Result<Reply, AuthError> {
 }
 
 /// Works with or without a session; always clears the cookies.
-pub async fn sign_out(st: &State, req: &Req) -> Result<Reply, AuthError> {
+pub(crate) async fn sign_out(st: &State, req: &Req, _: (), _: ()) -> Result<Reply, AuthError> {
     if let Some(token) = st.session_token(req) {
         let client = st.pool.get().await?;
         store::delete_session_by_token(&client, &token).await?;

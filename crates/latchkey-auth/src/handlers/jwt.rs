@@ -6,15 +6,19 @@ use serde_json::json;
 use crate::error::AuthError;
 use crate::reply::Reply;
 use crate::request::Req;
-use crate::state::State;
+use crate::state::{Caller, State};
 
-pub async fn token(st: &State, req: &Req) -> Result<Reply, AuthError> {
-    let (session, user) = st.require_session(req).await?;
+pub(crate) async fn token(
+    st: &State,
+    _: &Req,
+    Caller { session, user }: Caller,
+    _: (),
+) -> Result<Reply, AuthError> {
     let jwt = st.jwt_for(&session, &user).await?;
     Ok(Reply::json(json!({ "token": jwt })))
 }
 
 /// Served from the in-memory copy that the key maintainer refreshes; no query per request.
-pub fn jwks(st: &State) -> HttpResponse {
+pub(crate) fn jwks(st: &State) -> HttpResponse {
     Reply::raw_json(st.keys.jwks())
 }

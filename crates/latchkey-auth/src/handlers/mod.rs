@@ -1,10 +1,10 @@
 //! One module per group of endpoints; each handler reads top to bottom: parse, check, act,
 //! respond.
 
-pub mod account;
-pub mod jwt;
-pub mod sessions;
-pub mod user;
+pub(crate) mod account;
+pub(crate) mod jwt;
+pub(crate) mod sessions;
+pub(crate) mod user;
 
 use http::StatusCode;
 use secrecy::{ExposeSecret, SecretString};

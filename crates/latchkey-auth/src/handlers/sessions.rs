@@ -4,18 +4,25 @@ use chrono::Utc;
 use http::StatusCode;
 use serde_json::{json, Value};
 
+use http::header::{CACHE_CONTROL, PRAGMA};
+
 use crate::error::AuthError;
-use crate::reply::Reply;
-use crate::request::{Fields, Req};
-use crate::state::{Lookup, State};
+use crate::reply::{Reply, SET_AUTH_JWT};
+use crate::request::{Fields, FromBody, Req};
+use crate::state::{Caller, Lookup, State};
 use crate::store;
 
-pub async fn get_session(st: &State, req: &Req) -> Result<Reply, AuthError> {
+pub(crate) async fn get_session(
+    st: &State,
+    req: &Req,
+    lookup: Lookup,
+    _: (),
+) -> Result<Reply, AuthError> {
     let no_store = |r: Reply| {
-        r.header("cache-control", "no-store")
-            .header("pragma", "no-cache")
+        r.header(CACHE_CONTROL, "no-store")
+            .header(PRAGMA, "no-cache")
     };
-    let (mut session, user) = match st.lookup(req).await? {
+    let Caller { mut session, user } = match lookup {
         Lookup::Anonymous => return Ok(no_store(Reply::json(Value::Null))),
         Lookup::Ended => {
             return Ok(no_store(Reply::json(Value::Null)).cookies(st.cookies.expire_all()))
@@ -40,8 +47,8 @@ pub async fn get_session(st: &State, req: &Req) -> Result<Reply, AuthError> {
     let jwt = st.jwt_for(&session, &user).await?;
     let token = session.token.clone();
     let mut reply = no_store(Reply::json(json!({"session": session, "user": user})))
-        .header("set-auth-jwt", jwt)
-        .expose("set-auth-jwt");
+        .header(SET_AUTH_JWT, jwt)
+        .expose(SET_AUTH_JWT);
     if refreshed {
         reply = st.with_session(reply, &token, true);
     }
@@ -49,18 +56,22 @@ pub async fn get_session(st: &State, req: &Req) -> Result<Reply, AuthError> {
 }
 
 /// Better-Auth answers POST on get-session with a 405 unless deferred refresh is on.
-pub fn get_session_post() -> Reply {
+pub(crate) fn get_session_post() -> Reply {
     Reply::json(json!({
         "message": "POST method requires deferSessionRefresh to be enabled in session config",
         "code": "METHOD_NOT_ALLOWED_DEFER_SESSION_REQUIRED",
     }))
     .status(StatusCode::METHOD_NOT_ALLOWED)
-    .header("cache-control", "no-store")
+    .header(CACHE_CONTROL, "no-store")
 }
 
 /// Better-Auth's `update-session` takes only configured additional fields, and there are none.
-pub async fn update_session(st: &State, req: &Req) -> Result<Reply, AuthError> {
-    st.require_session(req).await?;
+pub(crate) async fn update_session(
+    _: &State,
+    _: &Req,
+    _: Caller,
+    _: (),
+) -> Result<Reply, AuthError> {
     Err(AuthError::Api {
         status: StatusCode::BAD_REQUEST,
         code: None,
@@ -68,8 +79,12 @@ pub async fn update_session(st: &State, req: &Req) -> Result<Reply, AuthError> {
     })
 }
 
-pub async fn list_sessions(st: &State, req: &Req) -> Result<Reply, AuthError> {
-    let (session, user) = st.require_session(req).await?;
+pub(crate) async fn list_sessions(
+    st: &State,
+    _: &Req,
+    Caller { session, user }: Caller,
+    _: (),
+) -> Result<Reply, AuthError> {
     let fresh_age = chrono::Duration::seconds(st.config.session.fresh_age.as_secs() as i64);
     if session.created_at + fresh_age <= Utc::now() {
         return Err(AuthError::forbidden(
@@ -82,15 +97,24 @@ pub async fn list_sessions(st: &State, req: &Req) -> Result<Reply, AuthError> {
     Ok(Reply::json(json!(sessions)))
 }
 
-pub async fn revoke_session(st: &State, req: &Req) -> Result<Reply, AuthError> {
-    let body = req.body_object(false)?;
-    let mut f = Fields::new(&body);
-    let token = f.string("token");
-    f.finish()?;
-    let Some(token) = token else {
-        return Err(AuthError::internal("validated fields missing"));
-    };
-    let (session, user) = st.require_session(req).await?;
+pub(crate) struct RevokeSession {
+    token: String,
+}
+
+impl FromBody for RevokeSession {
+    fn read(f: &mut Fields<'_>) -> Self {
+        RevokeSession {
+            token: f.string("token"),
+        }
+    }
+}
+
+pub(crate) async fn revoke_session(
+    st: &State,
+    _: &Req,
+    Caller { session, user }: Caller,
+    RevokeSession { token }: RevokeSession,
+) -> Result<Reply, AuthError> {
     let client = st.pool.get().await?;
     store::delete_user_session(&client, &user.id, &token).await?;
     let reply = Reply::json(json!({"status": true}));
@@ -101,15 +125,23 @@ pub async fn revoke_session(st: &State, req: &Req) -> Result<Reply, AuthError> {
     })
 }
 
-pub async fn revoke_sessions(st: &State, req: &Req) -> Result<Reply, AuthError> {
-    let (_, user) = st.require_session(req).await?;
+pub(crate) async fn revoke_sessions(
+    st: &State,
+    _: &Req,
+    Caller { user, .. }: Caller,
+    _: (),
+) -> Result<Reply, AuthError> {
     let client = st.pool.get().await?;
     store::delete_user_sessions(&client, &user.id, None).await?;
     Ok(Reply::json(json!({"status": true})).cookies(st.cookies.expire_all()))
 }
 
-pub async fn revoke_other_sessions(st: &State, req: &Req) -> Result<Reply, AuthError> {
-    let (session, user) = st.require_session(req).await?;
+pub(crate) async fn revoke_other_sessions(
+    st: &State,
+    _: &Req,
+    Caller { session, user }: Caller,
+    _: (),
+) -> Result<Reply, AuthError> {
     let client = st.pool.get().await?;
     store::delete_user_sessions(&client, &user.id, Some(&session.token)).await?;
     Ok(Reply::json(json!({"status": true})))

@@ -6,28 +6,44 @@ use serde_json::{json, Value};
 use super::check_password_length;
 use crate::error::AuthError;
 use crate::reply::Reply;
-use crate::request::{Fields, Req};
-use crate::state::State;
+use crate::request::{Fields, FromBody, Req};
+use crate::state::{Caller, State};
 use crate::store;
 
-pub async fn update_user(st: &State, req: &Req) -> Result<Reply, AuthError> {
-    let body = req.body_object(false)?;
-    if body.contains_key("email") {
+pub(crate) struct UpdateUser {
+    /// The email is changed by its own flow, never here.
+    email_given: bool,
+    name: Option<String>,
+    /// `image: null` clears the picture; an absent key leaves it alone.
+    image: Option<Option<String>>,
+}
+
+impl FromBody for UpdateUser {
+    fn read(f: &mut Fields<'_>) -> Self {
+        UpdateUser {
+            email_given: f.has("email"),
+            name: f.opt_string("name"),
+            image: f.nullable_string("image"),
+        }
+    }
+}
+
+pub(crate) async fn update_user(
+    st: &State,
+    req: &Req,
+    Caller { session, user }: Caller,
+    UpdateUser {
+        email_given,
+        name,
+        image,
+    }: UpdateUser,
+) -> Result<Reply, AuthError> {
+    if email_given {
         return Err(AuthError::bad_request(
             "EMAIL_CAN_NOT_BE_UPDATED",
             "Email can not be updated",
         ));
     }
-    let mut f = Fields::new(&body);
-    let name = f.opt_string("name");
-    // `image: null` clears the picture; an absent key leaves it alone.
-    let image = match body.get("image") {
-        None => None,
-        Some(Value::Null) => Some(None),
-        Some(_) => f.opt_string("image").map(Some),
-    };
-    f.finish()?;
-    let (session, user) = st.require_session(req).await?;
     if name.is_none() && image.is_none() {
         return Err(AuthError::Api {
             status: http::StatusCode::BAD_REQUEST,
@@ -48,19 +64,33 @@ pub async fn update_user(st: &State, req: &Req) -> Result<Reply, AuthError> {
     Ok(st.with_session(reply, &session.token, !st.dont_remember(req)))
 }
 
-pub async fn change_password(st: &State, req: &Req) -> Result<Reply, AuthError> {
-    let body = req.body_object(false)?;
-    let mut f = Fields::new(&body);
-    let current = f.string("currentPassword");
-    let new = f.string("newPassword");
-    let revoke_others = f.opt_bool("revokeOtherSessions").unwrap_or(false);
-    f.finish()?;
-    let (Some(current), Some(new)) = (current, new) else {
-        return Err(AuthError::internal("validated fields missing"));
-    };
-    let (current, new) = (SecretString::from(current), SecretString::from(new));
+pub(crate) struct ChangePassword {
+    current: SecretString,
+    new: SecretString,
+    revoke_others: bool,
+}
+
+impl FromBody for ChangePassword {
+    fn read(f: &mut Fields<'_>) -> Self {
+        ChangePassword {
+            current: f.secret("currentPassword"),
+            new: f.secret("newPassword"),
+            revoke_others: f.opt_bool("revokeOtherSessions").unwrap_or(false),
+        }
+    }
+}
+
+pub(crate) async fn change_password(
+    st: &State,
+    req: &Req,
+    Caller { user, .. }: Caller,
+    ChangePassword {
+        current,
+        new,
+        revoke_others,
+    }: ChangePassword,
+) -> Result<Reply, AuthError> {
     check_password_length(&new)?;
-    let (_, user) = st.require_session(req).await?;
 
     let client = st.pool.get().await?;
     let Some((account_id, Some(stored))) = store::credential(&client, &user.id).await? else {
@@ -99,16 +129,25 @@ pub async fn change_password(st: &State, req: &Req) -> Result<Reply, AuthError> 
     })
 }
 
+pub(crate) struct VerifyPassword {
+    password: SecretString,
+}
+
+impl FromBody for VerifyPassword {
+    fn read(f: &mut Fields<'_>) -> Self {
+        VerifyPassword {
+            password: f.secret("password"),
+        }
+    }
+}
+
 /// Checks the caller's password (a step-up before sensitive actions in the app).
-pub async fn verify_password(st: &State, req: &Req) -> Result<Reply, AuthError> {
-    let body = req.body_object(false)?;
-    let mut f = Fields::new(&body);
-    let password = f.string("password");
-    f.finish()?;
-    let Some(password) = password.map(SecretString::from) else {
-        return Err(AuthError::internal("validated fields missing"));
-    };
-    let (_, user) = st.require_session(req).await?;
+pub(crate) async fn verify_password(
+    st: &State,
+    _: &Req,
+    Caller { user, .. }: Caller,
+    VerifyPassword { password }: VerifyPassword,
+) -> Result<Reply, AuthError> {
     let client = st.pool.get().await?;
     let stored = store::credential(&client, &user.id).await?;
     drop(client);
@@ -126,8 +165,12 @@ pub async fn verify_password(st: &State, req: &Req) -> Result<Reply, AuthError> 
 }
 
 /// The caller's linked accounts, without secrets (no password hash, no provider tokens).
-pub async fn list_accounts(st: &State, req: &Req) -> Result<Reply, AuthError> {
-    let (_, user) = st.require_session(req).await?;
+pub(crate) async fn list_accounts(
+    st: &State,
+    _: &Req,
+    Caller { user, .. }: Caller,
+    _: (),
+) -> Result<Reply, AuthError> {
     let client = st.pool.get().await?;
     let accounts = store::list_accounts(&client, &user.id).await?;
     Ok(Reply::json(Value::Array(accounts)))

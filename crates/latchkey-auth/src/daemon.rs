@@ -1,0 +1,234 @@
+//! The command line and the daemon's life: configuration, migrations, the listener, the
+//! background workers and their shutdown.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use latchkey_core::cors::{Cors, BASE_ALLOW_HEADERS};
+use latchkey_core::shutdown::{Shutdown, ShutdownSignal};
+use latchkey_core::{db, notify, server, Source};
+
+use crate::config::AuthConfig;
+use crate::cookies::CookieSigner;
+use crate::error::AuthError;
+use crate::keys::Keys;
+use crate::origin::Origins;
+use crate::password::Hasher;
+use crate::reply::{SET_AUTH_JWT, SET_AUTH_TOKEN};
+use crate::state::State;
+use crate::{migrate, routes};
+
+/// How long a stopping daemon waits for its background workers to finish their current job.
+const WORKER_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Parser)]
+#[command(
+    name = "latchkey-auth",
+    version,
+    about = "Better-Auth compatible auth daemon"
+)]
+struct Cli {
+    /// TOML config file (settings under the environment's); also LATCHKEY_CONFIG.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Migrate, then serve HTTP (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Signing key management.
+    Keys {
+        #[command(subcommand)]
+        action: KeysCommand,
+    },
+    /// Load and validate the configuration, then exit.
+    CheckConfig,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Retire the current signing key (it stays published for the grace period) and make a new one.
+    Rotate,
+}
+
+/// The whole program; `main.rs` only calls this.
+pub fn main() -> ExitCode {
+    keep_hash_memory_returnable();
+    let cli = Cli::parse();
+    latchkey_core::log::init();
+    let config =
+        match Source::from_process(cli.config.as_deref()).and_then(|s| AuthConfig::load(&s)) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(2);
+            }
+        };
+    if let Some(Command::CheckConfig) = cli.command {
+        println!("configuration ok");
+        return ExitCode::SUCCESS;
+    }
+    let runtime = match latchkey_core::runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            None | Some(Command::Serve) => serve(config).await,
+            Some(Command::Migrate) => {
+                let pool = pool(&config)?;
+                let applied = migrate::run(&pool).await?;
+                println!("migrations applied: {applied:?}");
+                Ok(())
+            }
+            Some(Command::Keys {
+                action: KeysCommand::Rotate,
+            }) => {
+                let pool = pool(&config)?;
+                migrate::run(&pool).await?;
+                let keys = Keys::new(pool, &config.secret, config.keys.clone());
+                let kid = keys.rotate().await?;
+                println!("new signing key: {kid}");
+                Ok(())
+            }
+            Some(Command::CheckConfig) => Ok(()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("latchkey-auth: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Each password hash allocates one large block (19 MiB for argon2id, 32 MiB for scrypt).
+/// glibc raises its mmap threshold after the first such block is freed, and from then on
+/// serves them from per-thread arenas that never shrink: RSS climbed past 400 MB under a
+/// sign-in flood (BENCHMARKS.md). A fixed threshold keeps them mmapped, so freeing returns
+/// the memory to the system.
+fn keep_hash_memory_returnable() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only tunes the allocator; called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
+fn pool(config: &AuthConfig) -> Result<db::DbPool, AuthError> {
+    db::pool(&config.database_url, config.db_pool_size)
+        .map_err(|e| AuthError::internal(e.to_string()))
+}
+
+/// Migrations at start-up, retried for a while so that the daemon may start before Postgres.
+async fn migrate_with_retry(pool: &db::DbPool) -> Result<(), AuthError> {
+    let mut delay = Duration::from_millis(250);
+    for attempt in 1.. {
+        match migrate::run(pool).await {
+            Ok(applied) => {
+                if !applied.is_empty() {
+                    tracing::info!(?applied, "applied migrations");
+                }
+                return Ok(());
+            }
+            Err(AuthError::Unavailable(e)) if attempt < 20 => {
+                tracing::warn!("database not reachable yet ({e}); retrying in {delay:?}");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+async fn serve(config: AuthConfig) -> Result<(), AuthError> {
+    let tls = match &config.tls {
+        Some(files) => Some(
+            latchkey_core::tls::server_config(files)
+                .map_err(|e| AuthError::internal(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let pool = pool(&config)?;
+    migrate_with_retry(&pool).await?;
+    let keys = Arc::new(Keys::new(pool.clone(), &config.secret, config.keys.clone()));
+    keys.ensure().await?;
+    let hasher = Hasher::new(
+        config.hash_scheme,
+        config.hash_concurrency,
+        config.hash_queue_timeout,
+    )?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| AuthError::internal(format!("cannot listen on {}: {e}", config.listen)))?;
+    let cors = config.cors.then(|| cors_policy(&config)).transpose()?;
+    let state = Arc::new(State {
+        cookies: CookieSigner::new(config.secret.clone(), &config.cookies),
+        origins: Origins::new(config.origin_patterns()),
+        cors,
+        pool,
+        hasher,
+        keys: keys.clone(),
+        config,
+        warned_forwarded_for: Default::default(),
+    });
+    let shutdown = Shutdown::new();
+    tokio::spawn(keys.maintain(shutdown.signal()));
+    tokio::spawn(purge_rate_limits(state.clone(), shutdown.signal()));
+    tracing::info!(
+        listen = %state.config.listen,
+        url = %state.config.base_url,
+        tls = state.config.tls.is_some(),
+        "latchkey-auth ready"
+    );
+    notify::ready();
+    let handler_state = state.clone();
+    server::serve(
+        listener,
+        tls,
+        move |req, peer| routes::handle(handler_state.clone(), req, peer),
+        async {
+            server::shutdown_signal().await;
+            notify::stopping();
+        },
+    )
+    .await;
+    shutdown.trigger();
+    if !shutdown.drained(WORKER_GRACE).await {
+        tracing::warn!("background workers still busy after {WORKER_GRACE:?}; stopping anyway");
+    }
+    Ok(())
+}
+
+/// CORS for the trusted origins, with the headers Better-Auth's client sends and reads.
+fn cors_policy(config: &AuthConfig) -> Result<Cors, AuthError> {
+    Cors::new(
+        config.origin_patterns(),
+        "GET, POST, OPTIONS",
+        &BASE_ALLOW_HEADERS.join(", "),
+        &format!("{SET_AUTH_TOKEN}, {SET_AUTH_JWT}"),
+    )
+    .map_err(|e| AuthError::internal(format!("CORS headers: {e}")))
+}
+
+/// Drops idle rate-limit counters hourly (any replica may do it; the delete is idempotent).
+async fn purge_rate_limits(state: Arc<State>, mut shutdown: ShutdownSignal) {
+    while shutdown.sleep(Duration::from_secs(3600)).await {
+        if let Err(e) = state.config.rate_limit.purge(&state.pool).await {
+            tracing::warn!("purging rate-limit counters failed: {e}");
+        }
+    }
+}
