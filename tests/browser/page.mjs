@@ -12,10 +12,24 @@ import { jwtClient } from "better-auth/client/plugins";
 
 const config = window.LATCHKEY_CONFIG;
 
+// The responses the client saw during the current action: which of latchkey's headers the
+// page may read (only those in Access-Control-Expose-Headers, cross-origin).
+let seen = [];
+
 const authClient = createAuthClient({
   baseURL: config.authUrl,
   plugins: [jwtClient()],
-  fetchOptions: { credentials: "include" },
+  fetchOptions: {
+    credentials: "include",
+    onResponse: ({ response }) => {
+      seen.push({
+        path: new URL(response.url).pathname,
+        status: response.status,
+        setAuthToken: response.headers.get("set-auth-token") !== null,
+        setAuthJwt: response.headers.get("set-auth-jwt") !== null,
+      });
+    },
+  },
 });
 
 /** What a thrown value looks like: fetch() rejects with a TypeError on a CORS failure. */
@@ -23,13 +37,15 @@ function thrown(e) {
   return { name: e?.name ?? typeof e, message: String(e?.message ?? e) };
 }
 
-/** A Better-Auth client result ({ data, error }) or what was thrown instead. */
+/** A Better-Auth client result ({ data, error }) or what was thrown instead, and the
+ *  responses it was made of. */
 async function call(f) {
+  seen = [];
   try {
     const { data, error } = await f();
-    return { data: data ?? null, error: error ?? null };
+    return { data: data ?? null, error: error ?? null, responses: seen };
   } catch (e) {
-    return { thrown: thrown(e) };
+    return { thrown: thrown(e), responses: seen };
   }
 }
 

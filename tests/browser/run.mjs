@@ -230,6 +230,8 @@ async function flow(context, page) {
     result.me = await act(page, "me", jwt);
     result.proxied = await act(page, "proxied", jwt);
   }
+  // A refused token: the 401's WWW-Authenticate must be readable (exposed) by the page.
+  result.meRefused = await act(page, "me", "not-a-jwt");
 }
 
 async function untrusted(context, page) {

@@ -263,8 +263,8 @@ fn check_flow(out: &Outcome, stack: &Stack, app_url: &str, email: &str, cookie_n
     );
     if app_url.starts_with("https://") {
         out.ensure(
-            out.str("/pageTls/subjectName") == "app.example.test"
-                && out.str("/pageTls/issuer") == "latchkey test CA",
+            out.str("/pageTls/issuer") == "latchkey test CA"
+                && out.str("/pageTls/protocol").starts_with("TLS"),
             "the page was not served with the test certificate",
         );
     }
@@ -322,6 +322,25 @@ fn check_flow(out: &Outcome, stack: &Stack, app_url: &str, email: &str, cookie_n
         );
     }
 
+    // latchkey's own headers are exposed to the page (Access-Control-Expose-Headers).
+    let exposed = |step: &str, path: &str, header: &str| {
+        out.get(&format!("/{step}/responses"))
+            .as_array()
+            .is_some_and(|rs| {
+                rs.iter().any(|r| {
+                    r["path"].as_str().is_some_and(|p| p.ends_with(path)) && r[header] == true
+                })
+            })
+    };
+    out.ensure(
+        exposed("signUp", "/sign-up/email", "setAuthToken"),
+        "the page cannot read set-auth-token of the sign-up response (not exposed)",
+    );
+    out.ensure(
+        exposed("sessionAfterReload", "/get-session", "setAuthJwt"),
+        "the page cannot read set-auth-jwt of the get-session response (not exposed)",
+    );
+
     // token() gives a JWT for this user, issued by the auth daemon's public origin.
     out.ensure(out.get("/token/error").is_null(), "token() failed");
     let jwt = out.str("/token/data/token");
@@ -344,6 +363,11 @@ fn check_flow(out: &Outcome, stack: &Stack, app_url: &str, email: &str, cookie_n
             && out.str("/proxied/body/target") == PROXY_PATH
             && out.str("/proxied/body/headers/x-auth-user-id") == user_id,
         "the proxied request did not reach the upstream with X-Auth-User-Id",
+    );
+    out.ensure(
+        out.get("/meRefused/status") == 401
+            && out.str("/meRefused/wwwAuthenticate").starts_with("Bearer"),
+        "a refused token's 401 from latchkey-api has no WWW-Authenticate the page can read",
     );
     let received = stack.upstream.received();
     out.ensure(
