@@ -1,6 +1,6 @@
 //! Building and inspecting JWTs in tests: decode, verify against a JWKS, forge (unknown key,
 //! `alg: none`, HS256 confusion, tampering), and recover the auth daemon's signing key from
-//! the `jwks` table as Better-Auth stores it (spec §7.2).
+//! the `jwks` table as Better-Auth stores it (docs/compatibility.md#key-encryption).
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;

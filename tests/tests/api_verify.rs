@@ -1,4 +1,4 @@
-//! `latchkey-api`: bearer JWT verification against the auth daemon's JWKS (spec §7).
+//! `latchkey-api`: bearer JWT verification against the auth daemon's JWKS (docs/compatibility.md#jwt-and-jwks).
 
 use std::time::{Duration, Instant};
 

@@ -1,4 +1,4 @@
-//! The auth daemon's HTTP API as a client uses it (spec §4, §5, §8, §13).
+//! The auth daemon's HTTP API as a client uses it (docs/compatibility.md#sessions, docs/compatibility.md#cookies, docs/compatibility.md#bearer-tokens, docs/compatibility.md#endpoints).
 
 use latchkey_e2e::jwt;
 use latchkey_e2e::stack::{Auth, Session, PASSWORD, SESSION_COOKIE, TRUSTED_ORIGIN};
@@ -68,7 +68,7 @@ fn sign_up_opens_a_session_with_cookie_and_bearer() {
         .iter()
         .any(|v| v.contains("set-auth-token")));
 
-    // Session cookie: same value, percent-encoded, exact attributes (§5.1).
+    // Session cookie: same value, percent-encoded, exact attributes (docs/compatibility.md#cookies).
     let c = r.set_cookie(SESSION_COOKIE).expect("session cookie");
     assert_eq!(c.decoded_value(), bearer);
     assert!(!c.value.contains('+') && !c.value.contains('/') && !c.value.contains('='));
@@ -80,7 +80,7 @@ fn sign_up_opens_a_session_with_cookie_and_bearer() {
         c.raw
     );
 
-    // Rows as Better-Auth writes them (§1.3, §3).
+    // Rows as Better-Auth writes them (docs/compatibility.md#schema, docs/compatibility.md#passwords).
     let rows = auth.db.query(
         r#"SELECT u.id, u.email, a."providerId", a."accountId", a.password, s.token, s."ipAddress"
            FROM "user" u JOIN account a ON a."userId" = u.id JOIN session s ON s."userId" = u.id"#,
@@ -236,7 +236,7 @@ fn bearer_sessions_signed_and_raw() {
     let r = get_session_bearer(&auth, &s.bearer);
     r.expect(200);
     assert_eq!(r.json()["user"]["id"], s.user["id"]);
-    // Raw unsigned token (no '.') is accepted too (§8).
+    // Raw unsigned token (no '.') is accepted too (docs/compatibility.md#bearer-tokens).
     let r = get_session_bearer(&auth, &s.token);
     assert_eq!(r.json()["user"]["id"], s.user["id"]);
     // Scheme is case-insensitive.
@@ -646,7 +646,7 @@ fn bad_requests() {
     c.post("/api/auth/get-session")
         .send()
         .expect_error(405, "METHOD_NOT_ALLOWED_DEFER_SESSION_REQUIRED");
-    // Form-encoded sign-in is allowed (§12).
+    // Form-encoded sign-in is allowed (docs/compatibility.md#http-conventions).
     let s = auth.new_user();
     let form = format!(
         "email={}&password={}",

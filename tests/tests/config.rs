@@ -210,7 +210,7 @@ fn migrate_is_idempotent() {
     assert_eq!(first, schema_snapshot(&db));
 }
 
-/// Spec §1.1: the DDL exactly as Better-Auth's migrator emitted it.
+/// docs/compatibility.md#schema: the DDL exactly as Better-Auth's migrator emitted it.
 const BETTER_AUTH_DDL: &str = r#"
 create table "user" ("id" text not null primary key, "name" text not null, "email" text not null unique, "emailVerified" boolean not null, "image" text, "createdAt" timestamptz default CURRENT_TIMESTAMP not null, "updatedAt" timestamptz default CURRENT_TIMESTAMP not null);
 create table "session" ("id" text not null primary key, "expiresAt" timestamptz not null, "token" text not null unique, "createdAt" timestamptz default CURRENT_TIMESTAMP not null, "updatedAt" timestamptz not null, "ipAddress" text, "userAgent" text, "userId" text not null references "user" ("id") on delete cascade);
@@ -226,7 +226,7 @@ create index "verification_identifier_idx" on "verification" ("identifier");
 fn migrate_adopts_a_better_auth_database_unchanged() {
     let db = cluster().create_db();
     db.execute(BETTER_AUTH_DDL);
-    // A user written by Better-Auth: spec §3 test vector (password123).
+    // A user written by Better-Auth: docs/compatibility.md#passwords test vector (password123).
     db.execute(
         r#"INSERT INTO "user" (id, name, email, "emailVerified", "createdAt", "updatedAt")
              VALUES ('adfLqbvR6x8IZ7rlOyHBvgzyIB1ze5BC', 'Bob', 'bob@example.com', false, now(), now());
@@ -390,7 +390,7 @@ fn credentials_directory_and_toml_config_file() {
 }
 
 /// Our migrations on an empty database make exactly the schema Better-Auth's own migrator
-/// makes (spec §1.1): same columns, types, nullability, defaults, constraints and indexes.
+/// makes (docs/compatibility.md#schema): same columns, types, nullability, defaults, constraints and indexes.
 #[test]
 fn migrations_create_exactly_better_auths_schema() {
     let ours = cluster().create_db();

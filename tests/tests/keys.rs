@@ -1,4 +1,4 @@
-//! Signing keys: storage at rest (spec §7.2), rotation, persistence across restarts.
+//! Signing keys: storage at rest (docs/compatibility.md#key-encryption), rotation, persistence across restarts.
 
 use std::time::{Duration, Instant};
 

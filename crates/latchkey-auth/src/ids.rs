@@ -1,4 +1,4 @@
-//! Better-Auth's random ids (spec §2): 32 characters from `[a-zA-Z0-9]`, each from one random
+//! Better-Auth's random ids (docs/compatibility.md#ids): 32 characters from `[a-zA-Z0-9]`, each from one random
 //! byte, bytes ≥ 248 rejected so that every symbol is equally likely.
 
 use rand::RngCore;

@@ -1,5 +1,5 @@
 //! JWT signing keys: stored in Better-Auth's `jwks` table, private halves encrypted exactly as
-//! Better-Auth does (spec §7.2), so keys either side made keep working on the other.
+//! Better-Auth does (docs/compatibility.md#key-encryption), so keys either side made keep working on the other.
 //!
 //! Every replica caches the decrypted signing key (zeroized on drop) and the serialised JWKS,
 //! and reloads both from Postgres on an interval. Creating and rotating keys happens under a

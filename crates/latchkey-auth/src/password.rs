@@ -1,5 +1,5 @@
 //! Password hashing. New hashes are argon2id (OWASP: m=19456 KiB, t=2, p=1) as PHC strings;
-//! Better-Auth's scrypt `salt:key` hashes (spec §3) still verify and are flagged for rehash.
+//! Better-Auth's scrypt `salt:key` hashes (docs/compatibility.md#passwords) still verify and are flagged for rehash.
 //!
 //! Hashing is CPU- and memory-heavy, so it runs on tokio's blocking pool with a bounded number
 //! in flight; a flood of sign-ins queues here instead of stalling the async workers that serve

@@ -95,7 +95,7 @@ impl Req {
     }
 
     /// The client IP as Better-Auth records it: `X-Forwarded-For` when it holds exactly one
-    /// valid address, else empty. The socket address is deliberately not used (spec §1.3).
+    /// valid address, else empty. The socket address is deliberately not used (docs/compatibility.md#schema).
     pub(crate) fn client_ip(&self) -> String {
         self.header("x-forwarded-for")
             .filter(|v| !v.contains(','))

@@ -177,7 +177,7 @@ impl State {
         chrono::Duration::seconds(secs as i64)
     }
 
-    /// A JWT for the user, as Better-Auth's jwt plugin shapes it (spec §7.4), plus `sid`.
+    /// A JWT for the user, as Better-Auth's jwt plugin shapes it (docs/compatibility.md#jwt-and-jwks), plus `sid`.
     pub(crate) async fn jwt_for(
         &self,
         session: &Session,
