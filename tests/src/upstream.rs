@@ -1,5 +1,6 @@
 //! A tiny HTTP/1.1 upstream for the reverse-proxy tests: answers every request with
-//! `200 application/json` describing what it received, and records it.
+//! `200 application/json` describing what it received (plus any extra headers it was given,
+//! such as its own CORS headers), and records it.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -35,6 +36,18 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn start() -> Upstream {
+        Self::start_with_headers(&[])
+    }
+
+    /// An upstream that adds `headers` to every response (e.g. `access-control-allow-origin`,
+    /// as an app doing its own CORS would).
+    pub fn start_with_headers(headers: &[(&str, &str)]) -> Upstream {
+        let extra: Arc<Vec<(String, String)>> = Arc::new(
+            headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind upstream");
         let port = listener.local_addr().unwrap().port();
         let received = Arc::new(Mutex::new(Vec::new()));
@@ -43,8 +56,9 @@ impl Upstream {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
                 let rec = rec.clone();
+                let extra = extra.clone();
                 std::thread::spawn(move || {
-                    let _ = serve_connection(stream, &rec);
+                    let _ = serve_connection(stream, &rec, &extra);
                 });
             }
         });
@@ -60,7 +74,11 @@ impl Upstream {
     }
 }
 
-fn serve_connection(stream: TcpStream, rec: &Mutex<Vec<Received>>) -> std::io::Result<()> {
+fn serve_connection(
+    stream: TcpStream,
+    rec: &Mutex<Vec<Received>>,
+    extra: &[(String, String)],
+) -> std::io::Result<()> {
     stream.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut writer = stream;
@@ -147,9 +165,10 @@ fn serve_connection(stream: TcpStream, rec: &Mutex<Vec<Received>>) -> std::io::R
             chunked,
         });
         let bytes = serde_json::to_vec(&answer).unwrap();
+        let extra: String = extra.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
         write!(
             writer,
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-upstream: echo\r\ncontent-length: {}\r\n\r\n",
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-upstream: echo\r\n{extra}content-length: {}\r\n\r\n",
             bytes.len()
         )?;
         writer.write_all(&bytes)?;

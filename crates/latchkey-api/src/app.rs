@@ -1,28 +1,54 @@
-//! The router: a `match` on method and path, and the authentication every protected route
-//! shares.
+//! The router: a `match` on method and path, the authentication every protected route
+//! shares, and the one exit every response leaves through (CORS, `X-Request-Id`, access log).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
-use http::header::{HeaderValue, AUTHORIZATION};
+use http::header::{HeaderName, HeaderValue, AUTHORIZATION, ORIGIN};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
+use latchkey_core::cors::{strip_cors_headers, Cors, BASE_ALLOW_HEADERS};
 use latchkey_core::http::{empty, json, HttpResponse};
+use latchkey_core::server::RequestId;
 use latchkey_core::ConfigError;
 use latchkey_jwt::{Claims, Verifier, VerifierConfig, VerifyError};
 use serde_json::json as j;
 
-use crate::config::{Config, Revocation};
+use crate::config::{Config, Revocation, UpstreamCors};
 use crate::error::ApiError;
 use crate::proxy::{identity_headers, Proxy};
 use crate::revocation::SessionCheck;
+
+/// Methods a browser may use cross-origin: everything in proxy mode, reads otherwise.
+const PROXY_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
+const LOCAL_METHODS: &str = "GET, HEAD, OPTIONS";
+/// Response headers a page may read besides the CORS-safelisted ones: the 401 challenge,
+/// the 503's retry hint and the id to quote in a bug report.
+const EXPOSE_HEADERS: &str = "www-authenticate, retry-after, x-request-id";
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub struct App {
     verifier: Verifier,
     sessions: Option<SessionCheck>,
     proxy: Option<Proxy>,
+    /// `None` with `LATCHKEY_CORS=off` or no origin to allow.
+    cors: Option<Cors>,
+    upstream_cors: UpstreamCors,
     /// Listener TLS, built here so `check-config` proves the files load.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+/// Whose CORS headers a response carries when it reaches the exit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CorsBy {
+    /// Our own answer: gets the grant for the request's origin.
+    Latchkey,
+    /// A preflight answered by [`Cors::preflight`], grant included.
+    Preflight,
+    /// The upstream's answer: its `Access-Control-*` headers are replaced by ours
+    /// (`LATCHKEY_UPSTREAM_CORS=answer`) or left exactly as they are (`pass`).
+    Upstream,
 }
 
 impl App {
@@ -62,10 +88,35 @@ impl App {
             )?),
             None => None,
         };
+        let cors = if config.cors.is_on() {
+            let methods = if proxy.is_some() {
+                PROXY_METHODS
+            } else {
+                LOCAL_METHODS
+            };
+            let allow_headers = BASE_ALLOW_HEADERS
+                .iter()
+                .copied()
+                .chain(config.cors.extra_allow_headers.iter().map(String::as_str))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let cors = Cors::new(
+                config.cors.origins.clone(),
+                methods,
+                &allow_headers,
+                EXPOSE_HEADERS,
+            )
+            .map_err(|e| ConfigError::new("LATCHKEY_CORS_ALLOW_HEADERS", e.to_string()))?;
+            Some(cors)
+        } else {
+            None
+        };
         Ok(Self {
             verifier,
             sessions,
             proxy,
+            cors,
+            upstream_cors: config.upstream_cors,
             tls,
         })
     }
@@ -74,31 +125,95 @@ impl App {
         &self.verifier
     }
 
+    /// The origins CORS allows; `None` when CORS is off.
+    pub fn cors_origins(&self) -> Option<Vec<String>> {
+        self.cors
+            .as_ref()
+            .map(|c| c.origins().iter().map(str::to_string).collect())
+    }
+
+    /// The one exit: every response, errors and proxied ones included, gets its CORS headers,
+    /// its `X-Request-Id` and an access log line here.
     pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> HttpResponse {
+        let started = Instant::now();
+        let id = RequestId::of(&req);
         let method = req.method().clone();
         let path = req.uri().path().to_string();
-        let result = self.route(req, peer).await;
-        let resp = result.unwrap_or_else(|e| {
-            if e.status().is_server_error() {
-                tracing::warn!(%method, path, code = e.code(), "request failed");
-            } else {
-                tracing::debug!(%method, path, code = e.code(), "request refused");
+        let origin = req.headers().get(ORIGIN).cloned();
+        let (mut resp, by) = match self.route(req, peer).await {
+            Ok(pair) => pair,
+            Err(e) => {
+                if e.status().is_server_error() {
+                    tracing::warn!(%method, path, code = e.code(), "request failed");
+                } else {
+                    tracing::debug!(%method, path, code = e.code(), "request refused");
+                }
+                (e.into_response(), CorsBy::Latchkey)
             }
-            e.into_response()
-        });
-        tracing::debug!(%method, path, status = resp.status().as_u16(), %peer, "request");
+        };
+        if let Some(cors) = &self.cors {
+            match (by, self.upstream_cors) {
+                (CorsBy::Preflight, _) | (CorsBy::Upstream, UpstreamCors::Pass) => {}
+                (CorsBy::Latchkey, _) => cors.decorate(origin.as_ref(), &mut resp),
+                (CorsBy::Upstream, UpstreamCors::Answer) => {
+                    strip_cors_headers(resp.headers_mut());
+                    cors.decorate(origin.as_ref(), &mut resp);
+                }
+            }
+        }
+        if let Ok(value) = HeaderValue::from_str(&id.to_string()) {
+            resp.headers_mut().insert(X_REQUEST_ID, value);
+        }
+        tracing::debug!(
+            target: "access",
+            %id,
+            %method,
+            path,
+            status = resp.status().as_u16(),
+            micros = started.elapsed().as_micros() as u64,
+            %peer,
+            "request"
+        );
         resp
+    }
+
+    /// Is `path` one latchkey answers CORS for? `/api/me` (local mode), `/auth/verify`, and
+    /// in proxy mode every proxied path.
+    fn has_cors(&self, path: &str) -> bool {
+        match path {
+            "/healthz" | "/readyz" => false,
+            "/auth/verify" => true,
+            "/api/me" => true,
+            _ => self.proxy.is_some(),
+        }
     }
 
     async fn route(
         &self,
         req: Request<Incoming>,
         peer: SocketAddr,
-    ) -> Result<HttpResponse, ApiError> {
+    ) -> Result<(HttpResponse, CorsBy), ApiError> {
+        if Cors::is_preflight(req.method(), req.headers()) {
+            // Browsers send preflights without credentials: they are answered (or passed on)
+            // before authentication, never refused with a 401.
+            let path = req.uri().path();
+            let proxied = !matches!(path, "/healthz" | "/readyz" | "/auth/verify");
+            match (&self.proxy, &self.cors) {
+                (Some(proxy), _) if proxied && self.upstream_cors == UpstreamCors::Pass => {
+                    let resp = proxy.forward(req, peer, None).await?;
+                    return Ok((resp, CorsBy::Upstream));
+                }
+                (_, Some(cors)) if self.has_cors(path) => {
+                    return Ok((cors.preflight(req.headers()), CorsBy::Preflight));
+                }
+                _ => {}
+            }
+        }
         let readable = matches!(*req.method(), Method::GET | Method::HEAD);
+        let ours = |resp| Ok((resp, CorsBy::Latchkey));
         match req.uri().path() {
-            "/healthz" if readable => Ok(json(StatusCode::OK, &j!({"status": "ok"}))),
-            "/readyz" if readable => Ok(if self.verifier.is_ready() {
+            "/healthz" if readable => ours(json(StatusCode::OK, &j!({"status": "ok"}))),
+            "/readyz" if readable => ours(if self.verifier.is_ready() {
                 json(StatusCode::OK, &j!({"status": "ready"}))
             } else {
                 json(
@@ -108,18 +223,19 @@ impl App {
             }),
             "/healthz" | "/readyz" => Err(ApiError::MethodNotAllowed("GET, HEAD")),
             // Proxies forward the original method (Traefik), so any method is accepted.
-            "/auth/verify" => self.forward_auth(req.headers()).await,
+            "/auth/verify" => ours(self.forward_auth(req.headers()).await?),
             _ => match &self.proxy {
                 Some(proxy) => {
                     let claims = self.authenticate(req.headers()).await?;
-                    proxy.forward(req, peer, &claims).await
+                    let resp = proxy.forward(req, peer, Some(&claims)).await?;
+                    Ok((resp, CorsBy::Upstream))
                 }
                 None if req.uri().path() == "/api/me" => {
                     if !readable {
                         return Err(ApiError::MethodNotAllowed("GET, HEAD"));
                     }
                     let c = self.authenticate(req.headers()).await?;
-                    Ok(json(
+                    ours(json(
                         StatusCode::OK,
                         &j!({
                             "sub": c.sub,

@@ -4,7 +4,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use http::header::HeaderName;
 use latchkey_core::config::TlsFiles;
+use latchkey_core::origins::OriginPatterns;
 use latchkey_core::{ConfigError, Source};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -22,6 +24,40 @@ pub struct Config {
     /// Cap on a proxied request body (0 = no cap). Local routes never read bodies.
     pub max_body_bytes: u64,
     pub tls: Option<TlsFiles>,
+    pub cors: CorsSettings,
+    /// Who answers CORS on proxied paths.
+    pub upstream_cors: UpstreamCors,
+}
+
+/// CORS for browser apps on other origins. It is off when disabled or when no origin is
+/// configured (nothing could match).
+#[derive(Debug, Clone)]
+pub struct CorsSettings {
+    /// `LATCHKEY_CORS`.
+    pub enabled: bool,
+    /// `LATCHKEY_CORS_ORIGINS`, else `BETTER_AUTH_TRUSTED_ORIGINS`.
+    pub origins: OriginPatterns,
+    /// `LATCHKEY_CORS_ALLOW_HEADERS`: request headers allowed besides
+    /// [`latchkey_core::cors::BASE_ALLOW_HEADERS`], lower case.
+    pub extra_allow_headers: Vec<String>,
+}
+
+impl CorsSettings {
+    pub fn is_on(&self) -> bool {
+        self.enabled && !self.origins.is_empty()
+    }
+}
+
+/// `LATCHKEY_UPSTREAM_CORS`: in proxy mode, does latchkey answer CORS for proxied paths
+/// (`answer`), or does the upstream (`pass`)?
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamCors {
+    /// Preflights are answered here; proxied responses get latchkey's CORS headers in place
+    /// of any the upstream sent.
+    Answer,
+    /// Preflights are forwarded unauthenticated; proxied responses keep the upstream's
+    /// CORS headers as they are.
+    Pass,
 }
 
 /// `SecretString`'s `Debug` is redacted, so deriving `Debug` keeps the URL out of logs.
@@ -130,6 +166,17 @@ impl Config {
         }
         let max_body_bytes = src.parse_or::<u64>("LATCHKEY_MAX_BODY_BYTES", 65536)?;
         let tls = TlsFiles::from_source(src)?;
+        let cors = cors_settings(src)?;
+        let upstream_cors = match src.get("LATCHKEY_UPSTREAM_CORS")?.as_deref().map(str::trim) {
+            None | Some("answer") => UpstreamCors::Answer,
+            Some("pass") => UpstreamCors::Pass,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "LATCHKEY_UPSTREAM_CORS",
+                    format!("invalid value {other:?}: expected answer or pass"),
+                ))
+            }
+        };
 
         Ok(Config {
             listen,
@@ -143,8 +190,48 @@ impl Config {
             upstream_timeout,
             max_body_bytes,
             tls,
+            cors,
+            upstream_cors,
         })
     }
+}
+
+fn cors_settings(src: &Source) -> Result<CorsSettings, ConfigError> {
+    let enabled = src.bool_or("LATCHKEY_CORS", true)?;
+    // The seed gives both daemons one environment, so the auth daemon's trusted origins are
+    // the natural default; an explicit (even empty) list wins.
+    let origins = match src.get("LATCHKEY_CORS_ORIGINS")? {
+        Some(list) => list,
+        None => src.get("BETTER_AUTH_TRUSTED_ORIGINS")?.unwrap_or_default(),
+    };
+    let origins = OriginPatterns::new(OriginPatterns::parse_list(&origins));
+    let mut extra_allow_headers: Vec<String> = Vec::new();
+    let raw = src.get("LATCHKEY_CORS_ALLOW_HEADERS")?.unwrap_or_default();
+    for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        if entry == "*" {
+            // With credentials a browser reads `*` as a header named "*", not a wildcard.
+            return Err(ConfigError::new(
+                "LATCHKEY_CORS_ALLOW_HEADERS",
+                "\"*\" is no wildcard for requests with credentials: list the header names",
+            ));
+        }
+        let name = HeaderName::from_bytes(entry.as_bytes()).map_err(|_| {
+            ConfigError::new(
+                "LATCHKEY_CORS_ALLOW_HEADERS",
+                format!("{entry:?} is not a header name"),
+            )
+        })?;
+        let name = name.as_str().to_string();
+        let known = latchkey_core::cors::BASE_ALLOW_HEADERS.contains(&name.as_str());
+        if !known && !extra_allow_headers.contains(&name) {
+            extra_allow_headers.push(name);
+        }
+    }
+    Ok(CorsSettings {
+        enabled,
+        origins,
+        extra_allow_headers,
+    })
 }
 
 fn missing_auth_url() -> ConfigError {
@@ -237,6 +324,10 @@ mod tests {
         assert!(matches!(c.revocation, Revocation::Off));
         assert!(c.upstream.is_none());
         assert_eq!(c.max_body_bytes, 65536);
+        assert!(c.cors.enabled);
+        assert!(c.cors.origins.is_empty());
+        assert!(!c.cors.is_on(), "no origins: nothing to allow");
+        assert_eq!(c.upstream_cors, UpstreamCors::Answer);
         let c = load(&[("BETTER_AUTH_URL", "https://auth.example.com:443/x/y")]).unwrap();
         assert_eq!(c.issuer, "https://auth.example.com");
     }
@@ -301,6 +392,19 @@ mod tests {
             ),
             (&[BA, ("LATCHKEY_TLS_CERT", "/c.pem")], "LATCHKEY_TLS_KEY"),
             (&[BA, ("BETTER_AUTH_SECRET", "short")], "BETTER_AUTH_SECRET"),
+            (&[BA, ("LATCHKEY_CORS", "maybe")], "LATCHKEY_CORS"),
+            (
+                &[BA, ("LATCHKEY_CORS_ALLOW_HEADERS", "x-ok, not a header")],
+                "LATCHKEY_CORS_ALLOW_HEADERS",
+            ),
+            (
+                &[BA, ("LATCHKEY_CORS_ALLOW_HEADERS", "*")],
+                "LATCHKEY_CORS_ALLOW_HEADERS",
+            ),
+            (
+                &[BA, ("LATCHKEY_UPSTREAM_CORS", "forward")],
+                "LATCHKEY_UPSTREAM_CORS",
+            ),
         ];
         for (env, setting) in cases {
             assert_eq!(&setting_of(env), setting, "{env:?}");
@@ -331,5 +435,39 @@ mod tests {
         );
         let debug = format!("{c:?}");
         assert!(!debug.contains("hunter2"), "{debug}");
+    }
+
+    #[test]
+    fn cors_origins_and_headers() {
+        let trusted = (
+            "BETTER_AUTH_TRUSTED_ORIGINS",
+            "https://a.example, https://*.b.example",
+        );
+        let c = load(&[BA, trusted]).unwrap();
+        assert!(c.cors.is_on());
+        assert_eq!(
+            c.cors.origins.iter().collect::<Vec<_>>(),
+            ["https://a.example", "https://*.b.example"]
+        );
+        let c = load(&[BA, trusted, ("LATCHKEY_CORS_ORIGINS", "https://c.example/")]).unwrap();
+        assert_eq!(
+            c.cors.origins.iter().collect::<Vec<_>>(),
+            ["https://c.example"]
+        );
+        let c = load(&[BA, trusted, ("LATCHKEY_CORS_ORIGINS", "")]).unwrap();
+        assert!(!c.cors.is_on(), "an explicit empty list overrides");
+        let c = load(&[BA, trusted, ("LATCHKEY_CORS", "off")]).unwrap();
+        assert!(!c.cors.is_on());
+        let c = load(&[
+            BA,
+            (
+                "LATCHKEY_CORS_ALLOW_HEADERS",
+                " X-Trace-Id, authorization,x-trace-id ,, x-b ",
+            ),
+            ("LATCHKEY_UPSTREAM_CORS", "pass"),
+        ])
+        .unwrap();
+        assert_eq!(c.cors.extra_allow_headers, ["x-trace-id", "x-b"]);
+        assert_eq!(c.upstream_cors, UpstreamCors::Pass);
     }
 }

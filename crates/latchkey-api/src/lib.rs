@@ -18,6 +18,10 @@
 //! | `LATCHKEY_UPSTREAM_TIMEOUT` | `30` (s) | until the upstream's response headers |
 //! | `LATCHKEY_MAX_BODY_BYTES` | `65536` | cap on proxied request bodies, 0 = none |
 //! | `LATCHKEY_TLS_CERT` / `LATCHKEY_TLS_KEY` | — | HTTPS listener |
+//! | `LATCHKEY_CORS` | `on` | CORS for browser apps on other origins (`on`/`off`) |
+//! | `LATCHKEY_CORS_ORIGINS` | `BETTER_AUTH_TRUSTED_ORIGINS` | comma list, `*` wildcards (`https://*.example.com`); none = CORS off |
+//! | `LATCHKEY_CORS_ALLOW_HEADERS` | — | comma list of request headers allowed besides `authorization, content-type` |
+//! | `LATCHKEY_UPSTREAM_CORS` | `answer` | proxy mode: `answer` CORS here, or `pass` preflights and CORS headers to and from the upstream |
 //! | `BETTER_AUTH_SECRET` | — | unused, but refused if shorter than 32 characters |
 //!
 //! # Choices
@@ -28,6 +32,22 @@
 //!   (both 413). Streaming is kept: nothing is buffered either way.
 //! * WebSocket/`Upgrade` is not proxied (hop-by-hop headers are stripped).
 //! * With revocation on, a revoked session keeps working for up to the cache TTL.
+//! * CORS covers `/api/me`, `/auth/verify` and, in proxy mode, every proxied path. Preflights
+//!   (`OPTIONS` with `Origin` and `Access-Control-Request-Method`) are answered before
+//!   authentication (204; the grant only for an allowed origin); any other `OPTIONS` needs a
+//!   token like every request. Every response, errors included, leaves through one exit
+//!   (`App::handle`) that adds the grant for an allowed `Origin` (`Allow-Origin` echoed,
+//!   `Allow-Credentials`, `Expose-Headers: www-authenticate, retry-after, x-request-id`,
+//!   `Vary: Origin`), removes any `Access-Control-*` header for another origin, and sets
+//!   `X-Request-Id`. Allowed methods: `GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS` in proxy
+//!   mode, `GET, HEAD, OPTIONS` otherwise.
+//! * `LATCHKEY_UPSTREAM_CORS=answer`: the upstream never sees a preflight, and its own
+//!   `Access-Control-*` headers are replaced by latchkey's. `pass`: preflights for proxied
+//!   paths go to the upstream unauthenticated, without identity headers, `Authorization` or
+//!   `Cookie` (client `X-Auth-*` headers are stripped as always), and proxied responses keep
+//!   the upstream's CORS headers untouched (adding ours would double them); this holds
+//!   whatever `LATCHKEY_CORS` says, which then only governs latchkey's own answers
+//!   (`/auth/verify`, and its errors such as a 401 on a proxied path).
 
 pub mod app;
 pub mod config;

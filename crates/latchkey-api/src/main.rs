@@ -84,9 +84,16 @@ async fn serve(config: Config, app: App) -> ExitCode {
         issuer = %config.issuer,
         revocation = matches!(config.revocation, latchkey_api::config::Revocation::Session { .. }),
         proxy = config.upstream.is_some(),
+        upstream_cors = ?config.upstream_cors,
+        cors = ?app.cors_origins(),
         tls = config.tls.is_some(),
         "latchkey-api listening"
     );
+    if config.cors.enabled && config.cors.origins.is_empty() {
+        tracing::info!(
+            "CORS is off: LATCHKEY_CORS_ORIGINS (or BETTER_AUTH_TRUSTED_ORIGINS) lists no origin"
+        );
+    }
     notify::ready();
     let tls = app.tls.clone();
     let app = Arc::new(app);

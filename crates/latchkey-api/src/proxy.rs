@@ -60,11 +60,13 @@ impl Proxy {
         })
     }
 
+    /// Forwards a request. `claims` is `None` only for a CORS preflight passed through
+    /// unauthenticated (`LATCHKEY_UPSTREAM_CORS=pass`): it goes without identity headers.
     pub async fn forward(
         &self,
         req: Request<Incoming>,
         peer: SocketAddr,
-        claims: &Claims,
+        claims: Option<&Claims>,
     ) -> Result<HttpResponse, ApiError> {
         let (mut parts, body) = req.into_parts();
         if has_dot_segment(parts.uri.path()) {
@@ -137,13 +139,16 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
 }
 
 /// Rewrites a client's request headers for the upstream. Anything the client sent that
-/// looks like one of our identity headers is dropped, so the upstream can trust them.
+/// looks like one of our identity headers is dropped, so the upstream can trust them. Without
+/// `claims` (an unauthenticated preflight) no identity header is added, and credentials
+/// (`Authorization`, `Cookie`; browsers never send them on a preflight) are dropped too, so
+/// that nothing unverified reaches the upstream looking authenticated.
 pub fn prepare_headers(
     headers: &mut HeaderMap,
     peer: SocketAddr,
     host: Option<HeaderValue>,
     https: bool,
-    claims: &Claims,
+    claims: Option<&Claims>,
 ) {
     strip_hop_by_hop(headers);
     // CGI-style upstreams (WSGI, Rack) map `_` and `-` to the same variable, so
@@ -181,8 +186,16 @@ pub fn prepare_headers(
             headers.remove("x-forwarded-host");
         }
     }
-    for (name, value) in identity_headers(claims, true) {
-        headers.insert(name, value);
+    match claims {
+        Some(claims) => {
+            for (name, value) in identity_headers(claims, true) {
+                headers.insert(name, value);
+            }
+        }
+        None => {
+            headers.remove(http::header::AUTHORIZATION);
+            headers.remove(http::header::COOKIE);
+        }
     }
 }
 
@@ -292,7 +305,7 @@ mod tests {
             "192.0.2.7:5555".parse().unwrap(),
             host,
             false,
-            &claims("Bob"),
+            Some(&claims("Bob")),
         );
         for gone in [
             "x-auth-user-role",
@@ -349,7 +362,13 @@ mod tests {
         }
         let mut c = claims("Bob");
         c.sid = None;
-        prepare_headers(&mut h, "192.0.2.7:5555".parse().unwrap(), None, false, &c);
+        prepare_headers(
+            &mut h,
+            "192.0.2.7:5555".parse().unwrap(),
+            None,
+            false,
+            Some(&c),
+        );
         for gone in [
             "x_auth_user_id",
             "x_auth-user-email",
@@ -359,6 +378,34 @@ mod tests {
             assert!(!h.contains_key(gone), "{gone} should be stripped");
         }
         assert_eq!(h["x-auth-session-id"], "");
+    }
+
+    #[test]
+    fn unauthenticated_preflights_carry_no_identity_nor_credentials() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("x-auth-user-id", "admin"),
+            ("x_auth_session_id", "s"),
+            ("authorization", "Bearer abc"),
+            ("cookie", "a=b"),
+            ("origin", "https://app.example"),
+            ("access-control-request-method", "PUT"),
+        ] {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_static(v),
+            );
+        }
+        prepare_headers(&mut h, "192.0.2.7:5555".parse().unwrap(), None, false, None);
+        assert!(
+            !h.keys()
+                .any(|k| k.as_str().replace('_', "-").starts_with("x-auth-")),
+            "{h:?}"
+        );
+        assert!(!h.contains_key("authorization") && !h.contains_key("cookie"));
+        assert_eq!(h["origin"], "https://app.example");
+        assert_eq!(h["access-control-request-method"], "PUT");
+        assert_eq!(h["x-forwarded-for"], "192.0.2.7");
     }
 
     #[test]
