@@ -33,6 +33,10 @@ const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Before anything is built: the verifier and the pool warn about insecure settings
+    // (plain-http JWKS, Postgres without TLS), and `check-config` must show that too.
+    // LATCHKEY_LOG is read from the environment only, so nothing else has to come first.
+    latchkey_core::log::init();
     let runtime = match latchkey_core::runtime() {
         Ok(rt) => rt,
         Err(e) => {
@@ -67,7 +71,6 @@ fn load(file: Option<PathBuf>) -> Result<Config, ConfigError> {
 }
 
 async fn serve(config: Config, app: App) -> ExitCode {
-    latchkey_core::log::init();
     let listener = match tokio::net::TcpListener::bind(config.listen).await {
         Ok(l) => l,
         Err(e) => {
