@@ -281,7 +281,7 @@ impl App {
     }
 
     /// Bearer token → verified claims, plus the session check when revocation is on.
-    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Claims, ApiError> {
+    pub(crate) async fn authenticate(&self, headers: &HeaderMap) -> Result<Claims, ApiError> {
         let token = bearer_token(headers).map_err(ApiError::Token)?;
         let claims = self.verifier.verify(token).await.map_err(ApiError::Token)?;
         // The id goes out as X-Auth-User-Id; one that cannot be a header value is refused
@@ -298,7 +298,7 @@ impl App {
 
 /// `Authorization: Bearer <token>` (scheme case-insensitive, RFC 6750 §2.1). Other schemes
 /// count as no token, so the client gets a plain challenge.
-pub fn bearer_token(headers: &HeaderMap) -> Result<&str, VerifyError> {
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<&str, VerifyError> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Err(VerifyError::Missing);

@@ -7,7 +7,7 @@ use latchkey_jwt::VerifyError;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     /// The bearer token was missing or refused.
     Token(VerifyError),
     /// Revocation is on and the token carries no `sid` to check.
@@ -29,10 +29,10 @@ struct ErrorBody {
     code: &'static str,
 }
 
-pub const REALM: &str = "latchkey";
+pub(crate) const REALM: &str = "latchkey";
 
 impl ApiError {
-    pub fn status(self) -> StatusCode {
+    pub(crate) fn status(self) -> StatusCode {
         match self {
             Self::Token(VerifyError::NoKeys) | Self::RevocationUnavailable => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -46,7 +46,7 @@ impl ApiError {
         }
     }
 
-    pub fn code(self) -> &'static str {
+    pub(crate) fn code(self) -> &'static str {
         match self {
             Self::Token(e) => e.code(),
             Self::NoSessionId => "NO_SESSION_ID",
@@ -60,7 +60,7 @@ impl ApiError {
         }
     }
 
-    pub fn message(self) -> &'static str {
+    pub(crate) fn message(self) -> &'static str {
         match self {
             Self::Token(e) => e.description(),
             Self::NoSessionId => "The access token has no session id",
@@ -74,7 +74,7 @@ impl ApiError {
         }
     }
 
-    pub fn into_response(self) -> HttpResponse {
+    pub(crate) fn into_response(self) -> HttpResponse {
         let mut resp = json(
             self.status(),
             &ErrorBody {
@@ -102,7 +102,7 @@ impl ApiError {
 
     /// The RFC 6750 challenge for a 401: no error attribute when no token was presented
     /// (§3.1), `invalid_token` with a description otherwise.
-    pub fn challenge(self) -> Option<String> {
+    pub(crate) fn challenge(self) -> Option<String> {
         if self.status() != StatusCode::UNAUTHORIZED {
             return None;
         }

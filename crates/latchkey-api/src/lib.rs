@@ -49,12 +49,17 @@
 //!   whatever `LATCHKEY_CORS` says, which then only governs latchkey's own answers
 //!   (`/auth/verify`, and its errors such as a 401 on a proxied path).
 
-pub mod app;
+// Lint policy (workspace `[lints]`, clippy.toml): no unwrap, expect or panic outside tests,
+// since a daemon must answer an error rather than abort; and `unreachable_pub` warns, so `pub`
+// means "used by main.rs" (the binary builds on this library) and everything else is
+// `pub(crate)`. The real API is `App` (build it, serve requests with `App::handle`) and the
+// `config` module it is built from.
+
+mod app;
 pub mod config;
-pub mod error;
-pub mod proxy;
-pub mod revocation;
+mod error;
+mod proxy;
+mod revocation;
 
 pub use app::App;
 pub use config::Config;
-pub use error::ApiError;

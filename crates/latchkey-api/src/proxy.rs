@@ -29,7 +29,7 @@ const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 
-pub struct Proxy {
+pub(crate) struct Proxy {
     client: HttpsClient<Body>,
     upstream: Upstream,
     timeout: Duration,
@@ -39,7 +39,7 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    pub fn new(
+    pub(crate) fn new(
         upstream: Upstream,
         timeout: Duration,
         max_body: u64,
@@ -62,7 +62,7 @@ impl Proxy {
 
     /// Forwards a request. `claims` is `None` only for a CORS preflight passed through
     /// unauthenticated (`LATCHKEY_UPSTREAM_CORS=pass`): it goes without identity headers.
-    pub async fn forward(
+    pub(crate) async fn forward(
         &self,
         req: Request<Incoming>,
         peer: SocketAddr,
@@ -143,7 +143,7 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
 /// `claims` (an unauthenticated preflight) no identity header is added, and credentials
 /// (`Authorization`, `Cookie`; browsers never send them on a preflight) are dropped too, so
 /// that nothing unverified reaches the upstream looking authenticated.
-pub fn prepare_headers(
+pub(crate) fn prepare_headers(
     headers: &mut HeaderMap,
     peer: SocketAddr,
     host: Option<HeaderValue>,
@@ -203,7 +203,7 @@ pub fn prepare_headers(
 /// token has no such claim or its value cannot be a header value (a name with a newline, say),
 /// so that nothing a client might smuggle in can fill a gap. The user id always fits (a token
 /// whose `sub` does not is refused before this point).
-pub fn identity_headers(claims: &Claims, with_name: bool) -> Vec<(HeaderName, HeaderValue)> {
+pub(crate) fn identity_headers(claims: &Claims, with_name: bool) -> Vec<(HeaderName, HeaderValue)> {
     let mut out = Vec::with_capacity(4);
     let mut add = |name: &'static str, value: Option<&str>| {
         let value = value
@@ -228,7 +228,7 @@ fn has_dot_segment(path: &str) -> bool {
     })
 }
 
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // Headers named in Connection are connection-specific too (RFC 9110 §7.6.1).
     let named: Vec<HeaderName> = headers
         .get_all(CONNECTION)

@@ -13,14 +13,14 @@ use crate::error::ApiError;
 const MAX_CACHE_ENTRIES: usize = 10_000;
 const LIVE_SESSION_SQL: &str = r#"select 1 from "session" where id = $1 and "expiresAt" > now()"#;
 
-pub struct SessionCheck {
+pub(crate) struct SessionCheck {
     pool: DbPool,
     ttl: Duration,
     cache: Mutex<HashMap<String, (bool, Instant)>>,
 }
 
 impl SessionCheck {
-    pub fn new(pool: DbPool, ttl: Duration) -> Self {
+    pub(crate) fn new(pool: DbPool, ttl: Duration) -> Self {
         Self {
             pool,
             ttl,
@@ -28,7 +28,7 @@ impl SessionCheck {
         }
     }
 
-    pub async fn check(&self, sid: Option<&str>) -> Result<(), ApiError> {
+    pub(crate) async fn check(&self, sid: Option<&str>) -> Result<(), ApiError> {
         let sid = sid.ok_or(ApiError::NoSessionId)?;
         let live = match self.cached(sid) {
             Some(live) => live,

@@ -1,6 +1,10 @@
 //! Real-socket tests: a tiny hyper server serves the JWKS, tokens are signed with freshly
 //! generated Ed25519 and P-256 keys.
 
+// All of this file is test code, but clippy's allow-*-in-tests (clippy.toml) only recognises
+// #[test] functions and #[cfg(test)] modules, not an integration test's helpers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
