@@ -41,6 +41,8 @@ pub(crate) struct AuthConfig {
     /// How long a sign-in may wait for a hashing slot before a 503.
     pub(crate) hash_queue_timeout: Duration,
     pub(crate) db_pool_size: usize,
+    /// Bound on every database call (`LATCHKEY_DB_TIMEOUT`); past it the answer is a 503.
+    pub(crate) db_timeout: Duration,
     pub(crate) rate_limit: RateLimitPolicy,
 }
 
@@ -201,6 +203,17 @@ impl AuthConfig {
                 "must be at least 1",
             ));
         }
+        let db_timeout = src.seconds_within(
+            "LATCHKEY_DB_TIMEOUT",
+            Duration::from_secs(5),
+            Duration::from_secs(300),
+        )?;
+        if db_timeout.is_zero() {
+            return Err(ConfigError::new(
+                "LATCHKEY_DB_TIMEOUT",
+                "must be at least 1 second",
+            ));
+        }
         let rate_limit = RateLimitPolicy {
             enabled: src.bool_or("LATCHKEY_RATE_LIMIT", true)?,
             credential: Limit {
@@ -253,6 +266,7 @@ impl AuthConfig {
             hash_concurrency,
             hash_queue_timeout,
             db_pool_size,
+            db_timeout,
             rate_limit,
         })
     }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use latchkey_core::cors::{Cors, BASE_ALLOW_HEADERS};
 use latchkey_core::shutdown::{Shutdown, ShutdownSignal};
+use latchkey_core::sql::Db;
 use latchkey_core::{db, notify, server, Source};
 
 use crate::config::AuthConfig;
@@ -127,16 +128,17 @@ fn keep_hash_memory_returnable() {
     }
 }
 
-fn pool(config: &AuthConfig) -> Result<db::DbPool, AuthError> {
-    db::pool(&config.database_url, config.db_pool_size)
-        .map_err(|e| AuthError::internal(e.to_string()))
+fn pool(config: &AuthConfig) -> Result<Db, AuthError> {
+    let pool = db::pool(&config.database_url, config.db_pool_size)
+        .map_err(|e| AuthError::internal(e.to_string()))?;
+    Ok(Db::new(pool, config.db_timeout))
 }
 
 /// Migrations at start-up, retried for a while so that the daemon may start before Postgres.
-async fn migrate_with_retry(pool: &db::DbPool) -> Result<(), AuthError> {
+async fn migrate_with_retry(db: &Db) -> Result<(), AuthError> {
     let mut delay = Duration::from_millis(250);
     for attempt in 1.. {
-        match migrate::run(pool).await {
+        match migrate::run(db).await {
             Ok(applied) => {
                 if !applied.is_empty() {
                     tracing::info!(?applied, "applied migrations");
@@ -162,9 +164,9 @@ async fn serve(config: AuthConfig) -> Result<(), AuthError> {
         ),
         None => None,
     };
-    let pool = pool(&config)?;
-    migrate_with_retry(&pool).await?;
-    let keys = Arc::new(Keys::new(pool.clone(), &config.secret, config.keys.clone()));
+    let db = pool(&config)?;
+    migrate_with_retry(&db).await?;
+    let keys = Arc::new(Keys::new(db.clone(), &config.secret, config.keys.clone()));
     keys.ensure().await?;
     let hasher = Hasher::new(
         config.hash_scheme,
@@ -179,7 +181,7 @@ async fn serve(config: AuthConfig) -> Result<(), AuthError> {
         cookies: CookieSigner::new(config.secret.clone(), &config.cookies),
         origins: Origins::new(config.origin_patterns()),
         cors,
-        pool,
+        db,
         hasher,
         keys: keys.clone(),
         config,
@@ -227,7 +229,7 @@ fn cors_policy(config: &AuthConfig) -> Result<Cors, AuthError> {
 /// Drops idle rate-limit counters hourly (any replica may do it; the delete is idempotent).
 async fn purge_rate_limits(state: Arc<State>, mut shutdown: ShutdownSignal) {
     while shutdown.sleep(Duration::from_secs(3600)).await {
-        if let Err(e) = state.config.rate_limit.purge(&state.pool).await {
+        if let Err(e) = state.config.rate_limit.purge(&state.db).await {
             tracing::warn!("purging rate-limit counters failed: {e}");
         }
     }

@@ -136,14 +136,8 @@ impl From<StoreError> for AuthError {
     }
 }
 
-impl From<tokio_postgres::Error> for AuthError {
-    fn from(e: tokio_postgres::Error) -> Self {
-        StoreError::from(e).into()
-    }
-}
-
-impl From<deadpool_postgres::PoolError> for AuthError {
-    fn from(e: deadpool_postgres::PoolError) -> Self {
+impl From<latchkey_core::sql::DbError> for AuthError {
+    fn from(e: latchkey_core::sql::DbError) -> Self {
         StoreError::from(e).into()
     }
 }

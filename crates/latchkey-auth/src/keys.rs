@@ -25,7 +25,7 @@ use latchkey_core::shutdown::ShutdownSignal;
 
 use crate::error::AuthError;
 use crate::signing::{Alg, PrivateJwk, Signer};
-use latchkey_core::db::DbPool;
+use latchkey_core::sql::{boolean, int8, text, timestamptz, Db, Sql};
 
 /// `pg_advisory_xact_lock` key for key creation and rotation ("latchkey-keys").
 const KEYS_LOCK: i64 = 0x6c61_7463_6b65_7901;
@@ -137,7 +137,7 @@ struct Ring {
 }
 
 pub(crate) struct Keys {
-    pool: DbPool,
+    db: Db,
     cipher: KeyCipher,
     pub(crate) policy: KeyPolicy,
     ring: RwLock<Ring>,
@@ -157,9 +157,9 @@ struct Row {
 }
 
 impl Keys {
-    pub(crate) fn new(pool: DbPool, secret: &SecretString, policy: KeyPolicy) -> Self {
+    pub(crate) fn new(db: Db, secret: &SecretString, policy: KeyPolicy) -> Self {
         Self {
-            pool,
+            db,
             cipher: KeyCipher::new(secret),
             policy,
             ring: RwLock::new(Ring {
@@ -233,12 +233,12 @@ impl Keys {
 
     /// Creation time of the newest usable key of the configured algorithm.
     async fn newest_current(&self) -> Result<Option<DateTime<Utc>>, AuthError> {
-        let client = self.pool.get().await?;
+        let conn = self.db.conn().await?;
         let sql = format!(
             r#"select "createdAt" from "jwks" where {CURRENT_KEY_FILTER} order by "createdAt" desc limit 1"#
         );
-        Ok(client
-            .query_opt(&sql, &[&self.policy.alg.as_str()])
+        Ok(conn
+            .opt_row(&sql, &[text(&self.policy.alg.as_str())])
             .await?
             .map(|r| r.get(0)))
     }
@@ -252,15 +252,15 @@ impl Keys {
             .await
             .map_err(|e| AuthError::internal(format!("key generation task: {e}")))??;
 
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        tx.execute("select pg_advisory_xact_lock($1)", &[&KEYS_LOCK])
+        let mut conn = self.db.conn().await?;
+        let tx = conn.transaction().await?;
+        tx.exec("select pg_advisory_xact_lock($1)", &[int8(&KEYS_LOCK)])
             .await?;
         let sql = format!(
             r#"select "createdAt" from "jwks" where {CURRENT_KEY_FILTER} order by "createdAt" desc limit 1"#
         );
         let newest: Option<DateTime<Utc>> = tx
-            .query_opt(&sql, &[&alg.as_str()])
+            .opt_row(&sql, &[text(&alg.as_str())])
             .await?
             .map(|r| r.get(0));
         let proceed = match (change, newest) {
@@ -276,19 +276,26 @@ impl Keys {
         // An explicit `keys rotate` retires every current key.
         let now = now_ms();
         let retire_all = matches!(change, Change::Always);
-        tx.execute(
+        tx.exec(
             r#"update "jwks" set "expiresAt" = $1
                where ("expiresAt" is null or "expiresAt" > $1)
                  and ($2 or "alg" = $3 or ("alg" is null and $3 = 'EdDSA'))"#,
-            &[&now, &retire_all, &alg.as_str()],
+            &[timestamptz(&now), boolean(&retire_all), text(&alg.as_str())],
         )
         .await?;
         let encrypted = self.cipher.encrypt(generated.private_jwk.as_bytes())?;
         let kid = crate::ids::new_id();
-        tx.execute(
+        tx.exec(
             r#"insert into "jwks" ("id", "publicKey", "privateKey", "createdAt", "expiresAt", "alg", "crv")
                values ($1, $2, $3, $4, null, $5, $6)"#,
-            &[&kid, &generated.public_jwk, &encrypted, &now, &alg.as_str(), &alg.crv()],
+            &[
+                text(&kid),
+                text(&generated.public_jwk),
+                text(&encrypted),
+                timestamptz(&now),
+                text(&alg.as_str()),
+                text(&alg.crv()),
+            ],
         )
         .await?;
         tx.commit().await?;
@@ -298,15 +305,15 @@ impl Keys {
 
     /// Re-reads the table: rebuilds the JWKS and, if the signing key changed, decrypts it.
     pub(crate) async fn reload(&self) -> Result<(), AuthError> {
-        let client = self.pool.get().await?;
-        let rows = client
-            .query(
+        let conn = self.db.conn().await?;
+        let rows = conn
+            .rows(
                 r#"select "id", "publicKey", "privateKey", "createdAt", "expiresAt", "alg", "crv"
                    from "jwks" order by "createdAt" desc"#,
                 &[],
             )
             .await?;
-        drop(client);
+        drop(conn);
         let rows: Vec<Row> = rows
             .iter()
             .map(|r| Row {
@@ -459,7 +466,7 @@ mod tests {
             crv: Some("Ed25519".into()),
         };
         let keys = Keys {
-            pool: dummy_pool(),
+            db: dummy_db(),
             cipher: cipher(),
             policy: KeyPolicy {
                 rotation_interval: None,
@@ -497,11 +504,12 @@ mod tests {
         assert!(cipher().decrypt("\"00\"").is_err());
     }
 
-    fn dummy_pool() -> DbPool {
-        latchkey_core::db::pool(
+    fn dummy_db() -> Db {
+        let pool = latchkey_core::db::pool(
             &SecretString::from("postgres://u@127.0.0.1:1/x".to_string()),
             1,
         )
-        .unwrap()
+        .unwrap();
+        Db::new(pool, Duration::from_secs(1))
     }
 }

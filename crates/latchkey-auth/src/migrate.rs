@@ -2,7 +2,7 @@
 //! in `latchkey_schema_migrations`. The whole run holds a transaction-scoped advisory lock, so
 //! replicas that start together apply each migration once and the others wait, then see it done.
 
-use latchkey_core::db::DbPool;
+use latchkey_core::sql::{int8, text, Db, Sql};
 
 use crate::error::AuthError;
 
@@ -24,10 +24,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 ];
 
 /// Applies pending migrations; returns the versions applied by this call.
-pub(crate) async fn run(pool: &DbPool) -> Result<Vec<i64>, AuthError> {
-    let mut client = pool.get().await?;
-    let tx = client.transaction().await?;
-    tx.execute("select pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK])
+pub(crate) async fn run(db: &Db) -> Result<Vec<i64>, AuthError> {
+    let mut conn = db.conn().await?;
+    let tx = conn.transaction().await?;
+    // Waiting for another replica's migration may take a while: not bounded.
+    tx.batch_execute_unbounded(&format!("select pg_advisory_xact_lock({MIGRATE_LOCK})"))
         .await?;
     tx.batch_execute(
         r#"create table if not exists "latchkey_schema_migrations" (
@@ -37,7 +38,7 @@ pub(crate) async fn run(pool: &DbPool) -> Result<Vec<i64>, AuthError> {
     )
     .await?;
     let done: Vec<i64> = tx
-        .query(r#"select "version" from "latchkey_schema_migrations""#, &[])
+        .rows(r#"select "version" from "latchkey_schema_migrations""#, &[])
         .await?
         .iter()
         .map(|r| r.get(0))
@@ -47,12 +48,12 @@ pub(crate) async fn run(pool: &DbPool) -> Result<Vec<i64>, AuthError> {
         if done.contains(version) {
             continue;
         }
-        tx.batch_execute(sql).await.map_err(|e| {
+        tx.batch_execute_unbounded(sql).await.map_err(|e| {
             AuthError::internal(format!("migration {version} ({name}) failed: {e}"))
         })?;
-        tx.execute(
+        tx.exec(
             r#"insert into "latchkey_schema_migrations" ("version", "name") values ($1, $2)"#,
-            &[version, name],
+            &[int8(version), text(name)],
         )
         .await?;
         applied.push(*version);

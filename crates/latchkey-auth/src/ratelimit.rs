@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use chrono::Utc;
-use latchkey_core::db::DbPool;
+use latchkey_core::sql::{int4, int8, text, Db, Sql};
 
 use crate::error::AuthError;
 
@@ -144,12 +144,7 @@ impl RateLimitPolicy {
     }
 
     /// Counts one request for `key` under `rule`; `Err` with a 429 when over the limit.
-    pub(crate) async fn check(
-        &self,
-        pool: &DbPool,
-        rule: Rule,
-        key: &str,
-    ) -> Result<(), AuthError> {
+    pub(crate) async fn check(&self, db: &Db, rule: Rule, key: &str) -> Result<(), AuthError> {
         if !self.enabled {
             return Ok(());
         }
@@ -160,9 +155,9 @@ impl RateLimitPolicy {
         let now = Utc::now().timestamp_millis();
         let window_ms = limit.window.as_millis() as i64;
         let max = limit.max as i32;
-        let client = pool.get().await?;
-        let row = client
-            .query_one(
+        let conn = db.conn().await?;
+        let row = conn
+            .row(
                 r#"insert into "rateLimit" as rl ("id", "key", "count", "lastRequest")
                    values ($1, $2, 1, $3)
                    on conflict ("key") do update set
@@ -170,7 +165,13 @@ impl RateLimitPolicy {
                      "lastRequest" = case when $3 - rl."lastRequest" >= $4 or rl."count" < $5
                                           then $3 else rl."lastRequest" end
                    returning "count", "lastRequest""#,
-                &[&crate::ids::new_id(), &key, &now, &window_ms, &max],
+                &[
+                    text(&crate::ids::new_id()),
+                    text(&key),
+                    int8(&now),
+                    int8(&window_ms),
+                    int4(&max),
+                ],
             )
             .await?;
         let count: i32 = row.get(0);
@@ -185,13 +186,13 @@ impl RateLimitPolicy {
     }
 
     /// Forgets counters idle for a day; called from a background task.
-    pub(crate) async fn purge(&self, pool: &DbPool) -> Result<u64, AuthError> {
+    pub(crate) async fn purge(&self, db: &Db) -> Result<u64, AuthError> {
         let cutoff = Utc::now().timestamp_millis() - 86_400_000;
-        let client = pool.get().await?;
-        Ok(client
-            .execute(
+        let conn = db.conn().await?;
+        Ok(conn
+            .exec(
                 r#"delete from "rateLimit" where "lastRequest" < $1"#,
-                &[&cutoff],
+                &[int8(&cutoff)],
             )
             .await?)
     }

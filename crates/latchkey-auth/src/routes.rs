@@ -390,8 +390,8 @@ async fn dispatch(st: &State, route: &Route, req: &Req) -> Result<Reply, AuthErr
 
 /// Ready when the database answers and a signing key is loaded.
 async fn readyz(st: &State) -> HttpResponse {
-    let db_ok = match st.pool.get().await {
-        Ok(client) => client.simple_query("select 1").await.is_ok(),
+    let db_ok = match st.db.conn().await {
+        Ok(conn) => conn.ping().await.is_ok(),
         Err(_) => false,
     };
     let keys_ok = st.keys.has_signing_key();

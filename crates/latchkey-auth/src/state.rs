@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use latchkey_core::cors::Cors;
-use latchkey_core::db::DbPool;
+use latchkey_core::sql::Db;
 use serde_json::{json, Map, Value};
 
 use crate::config::AuthConfig;
@@ -22,7 +22,7 @@ use crate::store::{self, NewSession, Session, User};
 
 pub(crate) struct State {
     pub(crate) config: AuthConfig,
-    pub(crate) pool: DbPool,
+    pub(crate) db: Db,
     pub(crate) hasher: Hasher,
     pub(crate) keys: Arc<Keys>,
     pub(crate) cookies: CookieSigner,
@@ -87,7 +87,7 @@ impl State {
         let Some(token) = self.session_token(req) else {
             return Ok(Lookup::Anonymous);
         };
-        let client = self.pool.get().await?;
+        let client = self.db.conn().await?;
         match store::session_with_user(&client, &token).await? {
             None => Ok(Lookup::Ended),
             Some((session, _)) if session.expires_at <= Utc::now() => {
@@ -149,7 +149,7 @@ impl State {
         }
         let ip = policy.client_ip(req.peer.ip(), forwarded_for);
         let key = format!("{}|{}", RateLimitPolicy::bucket(ip), req.path);
-        policy.check(&self.pool, rule, &key).await
+        policy.check(&self.db, rule, &key).await
     }
 
     /// A session for `user_id` as this request creates it (client IP and user agent recorded

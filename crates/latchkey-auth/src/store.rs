@@ -3,7 +3,7 @@
 //! by database defaults, exactly as Better-Auth writes them.
 
 use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
-use deadpool_postgres::GenericClient;
+use latchkey_core::sql::{boolean, text, timestamptz, DbError, Sql};
 use serde::{Serialize, Serializer};
 use tokio_postgres::Row;
 
@@ -38,13 +38,29 @@ impl StoreError {
     }
 }
 
+impl From<DbError> for StoreError {
+    fn from(e: DbError) -> Self {
+        match e {
+            // The causes say what went wrong (a refused connection, a certificate rejected in
+            // the TLS handshake); the pool's own message alone does not.
+            DbError::Pool(_) | DbError::Timeout(_) => StoreError::Unavailable(e.to_string()),
+            DbError::Pg(e) => StoreError::from(e),
+        }
+    }
+}
+
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
         let Some(db) = e.as_db_error() else {
-            // No server answer at all: a closed connection, a timeout, a refused socket.
-            return StoreError::Unavailable(e.to_string());
+            // No server answer at all: a closed connection, a refused socket.
+            return StoreError::Unavailable(latchkey_core::error_chain(&e));
         };
         let code = db.code().code();
+        if code == "23505" {
+            return StoreError::Unique {
+                constraint: db.constraint().unwrap_or_default().to_string(),
+            };
+        }
         // Only the code, message and constraint: the DETAIL line quotes row values (emails,
         // tokens) that must not reach the logs.
         let detail = format!(
@@ -52,11 +68,6 @@ impl From<tokio_postgres::Error> for StoreError {
             db.message(),
             db.constraint().unwrap_or("-")
         );
-        if code == "23505" {
-            return StoreError::Unique {
-                constraint: db.constraint().unwrap_or_default().to_string(),
-            };
-        }
         // Connection exceptions, operator intervention (admin shutdown, crash shutdown,
         // cannot connect now) and too many connections: what a restarting Postgres or a
         // pooler in front of it says.
@@ -64,14 +75,6 @@ impl From<tokio_postgres::Error> for StoreError {
             return StoreError::Unavailable(detail);
         }
         StoreError::Other(detail)
-    }
-}
-
-impl From<deadpool_postgres::PoolError> for StoreError {
-    fn from(e: deadpool_postgres::PoolError) -> Self {
-        // The causes say what went wrong (a refused connection, a certificate rejected in the
-        // TLS handshake); the pool's own message alone does not.
-        StoreError::Unavailable(latchkey_core::error_chain(&e))
     }
 }
 
@@ -155,18 +158,15 @@ pub(crate) struct NewSession<'a> {
     pub(crate) user_agent: String,
 }
 
-pub(crate) async fn user_by_email(
-    c: &impl GenericClient,
-    email: &str,
-) -> Result<Option<User>, StoreError> {
+pub(crate) async fn user_by_email(c: &impl Sql, email: &str) -> Result<Option<User>, StoreError> {
     let sql = format!(r#"select {USER_COLS} from "user" u where u."email" = $1"#);
-    Ok(c.query_opt(&sql, &[&email])
+    Ok(c.opt_row(&sql, &[text(&email)])
         .await?
         .map(|r| User::from_row(&r, 0)))
 }
 
 pub(crate) async fn insert_user(
-    c: &impl GenericClient,
+    c: &impl Sql,
     name: &str,
     email: &str,
     image: Option<&str>,
@@ -181,10 +181,18 @@ pub(crate) async fn insert_user(
         updated_at: now,
         id: new_id(),
     };
-    c.execute(
+    c.exec(
         r#"insert into "user" ("id", "name", "email", "emailVerified", "image", "createdAt", "updatedAt")
            values ($1, $2, $3, $4, $5, $6, $7)"#,
-        &[&user.id, &user.name, &user.email, &user.email_verified, &user.image, &now, &now],
+        &[
+            text(&user.id),
+            text(&user.name),
+            text(&user.email),
+            boolean(&user.email_verified),
+            text(&user.image),
+            timestamptz(&now),
+            timestamptz(&now),
+        ],
     )
     .await?;
     Ok(user)
@@ -192,15 +200,15 @@ pub(crate) async fn insert_user(
 
 /// The `credential` account Better-Auth keeps for an email/password user.
 pub(crate) async fn insert_credential(
-    c: &impl GenericClient,
+    c: &impl Sql,
     user_id: &str,
     hash: &str,
 ) -> Result<(), StoreError> {
     let now = now_ms();
-    c.execute(
+    c.exec(
         r#"insert into "account" ("id", "accountId", "providerId", "userId", "password", "createdAt", "updatedAt")
            values ($1, $2, 'credential', $2, $3, $4, $4)"#,
-        &[&new_id(), &user_id, &hash, &now],
+        &[text(&new_id()), text(&user_id), text(&hash), timestamptz(&now)],
     )
     .await?;
     Ok(())
@@ -208,27 +216,27 @@ pub(crate) async fn insert_credential(
 
 /// `(account id, stored hash)` of the user's credential account, if any.
 pub(crate) async fn credential(
-    c: &impl GenericClient,
+    c: &impl Sql,
     user_id: &str,
 ) -> Result<Option<(String, Option<String>)>, StoreError> {
-    Ok(c.query_opt(
+    Ok(c.opt_row(
         r#"select "id", "password" from "account"
            where "userId" = $1 and "providerId" = 'credential' and "accountId" = $1
            order by "createdAt" limit 1"#,
-        &[&user_id],
+        &[text(&user_id)],
     )
     .await?
     .map(|r| (r.get(0), r.get(1))))
 }
 
 pub(crate) async fn set_password(
-    c: &impl GenericClient,
+    c: &impl Sql,
     account_id: &str,
     hash: &str,
 ) -> Result<(), StoreError> {
-    c.execute(
+    c.exec(
         r#"update "account" set "password" = $2, "updatedAt" = $3 where "id" = $1"#,
-        &[&account_id, &hash, &now_ms()],
+        &[text(&account_id), text(&hash), timestamptz(&now_ms())],
     )
     .await?;
     Ok(())
@@ -237,22 +245,27 @@ pub(crate) async fn set_password(
 /// Replaces `old` with an upgraded hash of the same password, unless the password changed in
 /// the meantime (a concurrent change-password must not be undone by a sign-in's rehash).
 pub(crate) async fn upgrade_password(
-    c: &impl GenericClient,
+    c: &impl Sql,
     account_id: &str,
     old: &str,
     hash: &str,
 ) -> Result<(), StoreError> {
-    c.execute(
+    c.exec(
         r#"update "account" set "password" = $3, "updatedAt" = $4
            where "id" = $1 and "password" = $2"#,
-        &[&account_id, &old, &hash, &now_ms()],
+        &[
+            text(&account_id),
+            text(&old),
+            text(&hash),
+            timestamptz(&now_ms()),
+        ],
     )
     .await?;
     Ok(())
 }
 
 pub(crate) async fn insert_session(
-    c: &impl GenericClient,
+    c: &impl Sql,
     new: NewSession<'_>,
 ) -> Result<Session, StoreError> {
     let now = now_ms();
@@ -266,18 +279,18 @@ pub(crate) async fn insert_session(
         user_id: new.user_id.to_string(),
         id: new_id(),
     };
-    c.execute(
+    c.exec(
         r#"insert into "session" ("id", "expiresAt", "token", "createdAt", "updatedAt", "ipAddress", "userAgent", "userId")
            values ($1, $2, $3, $4, $5, $6, $7, $8)"#,
         &[
-            &session.id,
-            &session.expires_at,
-            &session.token,
-            &now,
-            &now,
-            &session.ip_address,
-            &session.user_agent,
-            &session.user_id,
+            text(&session.id),
+            timestamptz(&session.expires_at),
+            text(&session.token),
+            timestamptz(&now),
+            timestamptz(&now),
+            text(&session.ip_address),
+            text(&session.user_agent),
+            text(&session.user_id),
         ],
     )
     .await?;
@@ -285,76 +298,71 @@ pub(crate) async fn insert_session(
 }
 
 pub(crate) async fn session_with_user(
-    c: &impl GenericClient,
+    c: &impl Sql,
     token: &str,
 ) -> Result<Option<(Session, User)>, StoreError> {
     let sql = format!(
         r#"select {SESSION_COLS}, {USER_COLS} from "session" s join "user" u on u."id" = s."userId"
            where s."token" = $1"#
     );
-    Ok(c.query_opt(&sql, &[&token])
+    Ok(c.opt_row(&sql, &[text(&token)])
         .await?
         .map(|r| (Session::from_row(&r, 0), User::from_row(&r, 8))))
 }
 
 pub(crate) async fn extend_session(
-    c: &impl GenericClient,
+    c: &impl Sql,
     id: &str,
     expires_at: DateTime<Utc>,
 ) -> Result<DateTime<Utc>, StoreError> {
     let now = now_ms();
-    c.execute(
+    c.exec(
         r#"update "session" set "expiresAt" = $2, "updatedAt" = $3 where "id" = $1"#,
-        &[&id, &expires_at, &now],
+        &[text(&id), timestamptz(&expires_at), timestamptz(&now)],
     )
     .await?;
     Ok(now)
 }
 
-pub(crate) async fn delete_session_by_token(
-    c: &impl GenericClient,
-    token: &str,
-) -> Result<u64, StoreError> {
-    Ok(
-        c.execute(r#"delete from "session" where "token" = $1"#, &[&token])
-            .await?,
+pub(crate) async fn delete_session_by_token(c: &impl Sql, token: &str) -> Result<u64, StoreError> {
+    Ok(c.exec(
+        r#"delete from "session" where "token" = $1"#,
+        &[text(&token)],
     )
+    .await?)
 }
 
 pub(crate) async fn delete_user_session(
-    c: &impl GenericClient,
+    c: &impl Sql,
     user_id: &str,
     token: &str,
 ) -> Result<u64, StoreError> {
-    Ok(c.execute(
+    Ok(c.exec(
         r#"delete from "session" where "token" = $1 and "userId" = $2"#,
-        &[&token, &user_id],
+        &[text(&token), text(&user_id)],
     )
     .await?)
 }
 
 /// Deletes the user's sessions, keeping the one with `keep` if given.
 pub(crate) async fn delete_user_sessions(
-    c: &impl GenericClient,
+    c: &impl Sql,
     user_id: &str,
     keep: Option<&str>,
 ) -> Result<u64, StoreError> {
-    Ok(c.execute(
+    Ok(c.exec(
         r#"delete from "session" where "userId" = $1 and ($2::text is null or "token" <> $2)"#,
-        &[&user_id, &keep],
+        &[text(&user_id), text(&keep)],
     )
     .await?)
 }
 
-pub(crate) async fn list_sessions(
-    c: &impl GenericClient,
-    user_id: &str,
-) -> Result<Vec<Session>, StoreError> {
+pub(crate) async fn list_sessions(c: &impl Sql, user_id: &str) -> Result<Vec<Session>, StoreError> {
     let sql = format!(
         r#"select {SESSION_COLS} from "session" s where s."userId" = $1 and s."expiresAt" > now()
            order by s."createdAt""#
     );
-    Ok(c.query(&sql, &[&user_id])
+    Ok(c.rows(&sql, &[text(&user_id)])
         .await?
         .iter()
         .map(|r| Session::from_row(r, 0))
@@ -362,7 +370,7 @@ pub(crate) async fn list_sessions(
 }
 
 pub(crate) async fn update_user(
-    c: &impl GenericClient,
+    c: &impl Sql,
     id: &str,
     name: Option<&str>,
     image: Option<Option<&str>>,
@@ -375,23 +383,30 @@ pub(crate) async fn update_user(
     );
     let set_image = image.is_some();
     let image = image.flatten();
-    Ok(
-        c.query_opt(&sql, &[&id, &name, &set_image, &image, &now_ms()])
-            .await?
-            .map(|r| User::from_row(&r, 0)),
+    Ok(c.opt_row(
+        &sql,
+        &[
+            text(&id),
+            text(&name),
+            boolean(&set_image),
+            text(&image),
+            timestamptz(&now_ms()),
+        ],
     )
+    .await?
+    .map(|r| User::from_row(&r, 0)))
 }
 
 /// Account rows as Better-Auth's list-accounts shows them: no password, no tokens.
 pub(crate) async fn list_accounts(
-    c: &impl GenericClient,
+    c: &impl Sql,
     user_id: &str,
 ) -> Result<Vec<serde_json::Value>, StoreError> {
     let rows = c
-        .query(
+        .rows(
             r#"select "accountId", "providerId", "userId", "createdAt", "updatedAt", "id", "scope"
                from "account" where "userId" = $1 order by "createdAt""#,
-            &[&user_id],
+            &[text(&user_id)],
         )
         .await?;
     Ok(rows

@@ -14,6 +14,7 @@ pub mod notify;
 pub mod origins;
 pub mod server;
 pub mod shutdown;
+pub mod sql;
 pub mod tls;
 
 pub use config::{ConfigError, Source};

@@ -80,14 +80,14 @@ pub(crate) async fn sign_up(
     check_password_length(&password)?;
     let email = email.to_lowercase();
 
-    let client = st.pool.get().await?;
+    let client = st.db.conn().await?;
     if store::user_by_email(&client, &email).await?.is_some() {
         return Err(user_exists());
     }
     drop(client);
     let hash = st.hasher.hash(&password).await?;
 
-    let mut client = st.pool.get().await?;
+    let mut client = st.db.conn().await?;
     let tx = client.transaction().await?;
     let user = match store::insert_user(&tx, &name, &email, image.as_deref()).await {
         // Another sign-up with this email won the race since the check above.
@@ -137,7 +137,7 @@ pub(crate) async fn sign_in(
 
     // Unknown emails take the same path (a lookup, a query, one verification) and give the
     // same answer as wrong passwords.
-    let client = st.pool.get().await?;
+    let client = st.db.conn().await?;
     let user = store::user_by_email(&client, &email).await?;
     let account_owner = user.as_ref().map(|u| u.id.as_str()).unwrap_or("");
     let credential = store::credential(&client, account_owner).await?;
@@ -161,7 +161,7 @@ pub(crate) async fn sign_in(
         return Err(invalid_credentials());
     }
 
-    let client = st.pool.get().await?;
+    let client = st.db.conn().await?;
     if verdict.needs_rehash {
         // Best effort: a failed upgrade must not fail the sign-in; the next one retries.
         match st.hasher.hash(&password).await {
@@ -190,7 +190,7 @@ pub(crate) async fn sign_in(
 /// Works with or without a session; always clears the cookies.
 pub(crate) async fn sign_out(st: &State, req: &Req, _: (), _: ()) -> Result<Reply, AuthError> {
     if let Some(token) = st.session_token(req) {
-        let client = st.pool.get().await?;
+        let client = st.db.conn().await?;
         store::delete_session_by_token(&client, &token).await?;
     }
     Ok(Reply::json(json!({"success": true})).cookies(st.cookies.expire_all()))

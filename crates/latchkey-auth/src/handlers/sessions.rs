@@ -39,7 +39,7 @@ pub(crate) async fn get_session(
     let refreshed = !frozen && due;
     if refreshed {
         let new_expiry = store::now_ms() + expires_in;
-        let client = st.pool.get().await?;
+        let client = st.db.conn().await?;
         session.updated_at = store::extend_session(&client, &session.id, new_expiry).await?;
         session.expires_at = new_expiry;
     }
@@ -92,7 +92,7 @@ pub(crate) async fn list_sessions(
             "Session is not fresh",
         ));
     }
-    let client = st.pool.get().await?;
+    let client = st.db.conn().await?;
     let sessions = store::list_sessions(&client, &user.id).await?;
     Ok(Reply::json(json!(sessions)))
 }
@@ -115,7 +115,7 @@ pub(crate) async fn revoke_session(
     Caller { session, user }: Caller,
     RevokeSession { token }: RevokeSession,
 ) -> Result<Reply, AuthError> {
-    let client = st.pool.get().await?;
+    let client = st.db.conn().await?;
     store::delete_user_session(&client, &user.id, &token).await?;
     let reply = Reply::json(json!({"status": true}));
     Ok(if token == session.token {
@@ -131,7 +131,7 @@ pub(crate) async fn revoke_sessions(
     Caller { user, .. }: Caller,
     _: (),
 ) -> Result<Reply, AuthError> {
-    let client = st.pool.get().await?;
+    let client = st.db.conn().await?;
     store::delete_user_sessions(&client, &user.id, None).await?;
     Ok(Reply::json(json!({"status": true})).cookies(st.cookies.expire_all()))
 }
@@ -142,7 +142,7 @@ pub(crate) async fn revoke_other_sessions(
     Caller { session, user }: Caller,
     _: (),
 ) -> Result<Reply, AuthError> {
-    let client = st.pool.get().await?;
+    let client = st.db.conn().await?;
     store::delete_user_sessions(&client, &user.id, Some(&session.token)).await?;
     Ok(Reply::json(json!({"status": true})))
 }

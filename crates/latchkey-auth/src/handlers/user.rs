@@ -51,7 +51,7 @@ pub(crate) async fn update_user(
             message: "No fields to update".into(),
         });
     }
-    let client = st.pool.get().await?;
+    let client = st.db.conn().await?;
     store::update_user(
         &client,
         &user.id,
@@ -92,7 +92,7 @@ pub(crate) async fn change_password(
 ) -> Result<Reply, AuthError> {
     check_password_length(&new)?;
 
-    let client = st.pool.get().await?;
+    let client = st.db.conn().await?;
     let Some((account_id, Some(stored))) = store::credential(&client, &user.id).await? else {
         return Err(AuthError::bad_request(
             "CREDENTIAL_ACCOUNT_NOT_FOUND",
@@ -108,7 +108,7 @@ pub(crate) async fn change_password(
     }
     let hash = st.hasher.hash(&new).await?;
 
-    let mut client = st.pool.get().await?;
+    let mut client = st.db.conn().await?;
     let tx = client.transaction().await?;
     store::set_password(&tx, &account_id, &hash).await?;
     let new_session = if revoke_others {
@@ -148,7 +148,7 @@ pub(crate) async fn verify_password(
     Caller { user, .. }: Caller,
     VerifyPassword { password }: VerifyPassword,
 ) -> Result<Reply, AuthError> {
-    let client = st.pool.get().await?;
+    let client = st.db.conn().await?;
     let stored = store::credential(&client, &user.id).await?;
     drop(client);
     let ok = match stored {
@@ -171,7 +171,7 @@ pub(crate) async fn list_accounts(
     Caller { user, .. }: Caller,
     _: (),
 ) -> Result<Reply, AuthError> {
-    let client = st.pool.get().await?;
+    let client = st.db.conn().await?;
     let accounts = store::list_accounts(&client, &user.id).await?;
     Ok(Reply::json(Value::Array(accounts)))
 }
