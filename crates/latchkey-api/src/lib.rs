@@ -41,8 +41,9 @@
 //!   `Vary: Origin`), removes any `Access-Control-*` header for another origin, and sets
 //!   `X-Request-Id`. Allowed methods: `GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS` in proxy
 //!   mode, `GET, HEAD, OPTIONS` otherwise.
-//! * `LATCHKEY_UPSTREAM_CORS=answer`: the upstream never sees a preflight, and its own
-//!   `Access-Control-*` headers are replaced by latchkey's. `pass`: preflights for proxied
+//! * `LATCHKEY_UPSTREAM_CORS=answer` (with CORS on): the upstream never sees a preflight, and
+//!   its own `Access-Control-*` headers are replaced by latchkey's; with CORS off, proxying is
+//!   as it was without CORS (a preflight needs a token and is forwarded). `pass`: preflights for proxied
 //!   paths go to the upstream unauthenticated, without identity headers, `Authorization` or
 //!   `Cookie` (client `X-Auth-*` headers are stripped as always), and proxied responses keep
 //!   the upstream's CORS headers untouched (adding ours would double them); this holds
