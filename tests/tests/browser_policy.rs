@@ -94,7 +94,8 @@ fn preflight_matrix() {
 /// expose the headers the Better-Auth client reads; an untrusted origin gets no CORS header.
 #[test]
 fn actual_responses_carry_the_grant() {
-    let auth = Auth::start();
+    // Access log lines are debug-level (target `access`), off by default.
+    let auth = Auth::start_with(|s| s.env("LATCHKEY_LOG", "info,access=debug"));
     let s = auth.new_user();
     let get_session = |origin: &str| {
         auth.client()
@@ -198,11 +199,14 @@ fn sign_up_cookies(auth: &Auth) -> (Vec<String>, String) {
     )
 }
 
+/// Settings, the cookie name they give, and its attributes after the value.
+type CookieCase<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+
 /// Each cookie-policy setting gives exactly Better-Auth's `Set-Cookie` line, and the cookie
 /// is read back under the name it was set with (and only under it).
 #[test]
 fn cookie_policy_settings() {
-    let cases: &[(&[(&str, &str)], &str, &str)] = &[
+    let cases: &[CookieCase] = &[
         (
             &[],
             "better-auth.session_token",

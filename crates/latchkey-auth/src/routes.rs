@@ -220,7 +220,9 @@ pub(crate) async fn handle(
     if let Ok(v) = HeaderValue::from_str(&id.to_string()) {
         resp.headers_mut().insert("x-request-id", v);
     }
-    tracing::info!(
+    // Debug level: at thousands of requests a second an info line each would flood the
+    // journal; `LATCHKEY_LOG=info,access=debug` turns them on.
+    tracing::debug!(
         target: "access",
         %method,
         path,
