@@ -89,3 +89,25 @@ ensure_browser_tools() {
         apt_install chromium
     fi
 }
+
+# ensure_pgbouncer: Debian's PgBouncer (1.18 on Debian 12, the oldest a user is likely to run)
+# for the e2e suite's pooler runs, unpacked under target/tools/pgbouncer with its one missing
+# library; no service is installed or started. Prints the binary's path.
+ensure_pgbouncer() {
+    local root="$PWD/target/tools/pgbouncer"
+    local bin="$root/usr/sbin/pgbouncer"
+    if [ ! -x "$bin" ]; then
+        local tmp
+        tmp=$(mktemp -d)
+        chmod 755 "$tmp"
+        if ! (cd "$tmp" && apt-get download pgbouncer libc-ares2 >/dev/null 2>&1); then
+            as_root apt-get update -qq >&2
+            _apt_updated=1
+            (cd "$tmp" && apt-get download pgbouncer libc-ares2 >/dev/null 2>&1)
+        fi
+        mkdir -p "$root"
+        for deb in "$tmp"/*.deb; do dpkg -x "$deb" "$root"; done
+        rm -rf "$tmp"
+    fi
+    echo "$bin"
+}

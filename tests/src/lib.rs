@@ -10,12 +10,15 @@
 //!   `/usr/lib/postgresql/*/bin`, else `PATH`).
 //! * `LATCHKEY_BIN_DIR` — directory holding the daemon binaries (default: the cargo target
 //!   directory this test binary was built into).
+//! * `LATCHKEY_E2E_POOLER` — `transaction` or `session`: the daemons reach Postgres through
+//!   PgBouncer (`LATCHKEY_PGBOUNCER`, else `pgbouncer` on PATH) in that pool mode.
 
 pub mod daemon;
 pub mod http;
 pub mod jwt;
 pub mod node;
 pub mod pg;
+pub mod pooler;
 pub mod proc;
 pub mod stack;
 pub mod tls;

@@ -310,7 +310,10 @@ impl Cluster {
             .batch_execute(&format!("CREATE DATABASE \"{name}\""))
             .expect("CREATE DATABASE failed");
         TestDb {
-            url: self.url(&name),
+            url: match crate::pooler::pooler() {
+                Some(pooler) => pooler.url(&name),
+                None => self.url(&name),
+            },
             conninfo: self.admin_conninfo(&name),
             name,
         }

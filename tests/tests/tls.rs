@@ -84,12 +84,15 @@ fn postgres_over_verified_tls() {
         .expect("the test cluster serves TLS (needs the openssl command)")
         .to_path_buf();
     let auth = Auth::start_with(|mut s| {
-        let plain = s
+        // Straight to the cluster, also in the suite's pooler runs: this is about TLS to
+        // Postgres itself (the test PgBouncer offers clients no TLS).
+        let db = s
             .env
             .iter()
             .find(|(k, _)| k == "DATABASE_URL")
-            .map(|(_, v)| v.clone())
+            .and_then(|(_, v)| v.rsplit('/').next().map(str::to_string))
             .expect("DATABASE_URL");
+        let plain = cluster().url(&db);
         // verify-full checks the certificate against the CA and the host name (with SNI).
         let tls = format!(
             "{}?sslmode=verify-full&sslrootcert={}",

@@ -11,6 +11,7 @@ use hyper::body::Incoming;
 use latchkey_core::cors::{strip_cors_headers, Cors, BASE_ALLOW_HEADERS};
 use latchkey_core::http::{empty, json, HttpResponse};
 use latchkey_core::server::RequestId;
+use latchkey_core::sql::Db;
 use latchkey_core::ConfigError;
 use latchkey_jwt::{Claims, Verifier, VerifierConfig, VerifyError};
 use serde_json::json as j;
@@ -70,8 +71,9 @@ impl App {
             Revocation::Session {
                 database_url,
                 cache_ttl,
+                db_timeout,
             } => Some(SessionCheck::new(
-                latchkey_core::db::pool(database_url, 8)?,
+                Db::new(latchkey_core::db::pool(database_url, 8)?, *db_timeout),
                 *cache_ttl,
             )),
         };

@@ -67,6 +67,8 @@ pub enum Revocation {
     Session {
         database_url: SecretString,
         cache_ttl: Duration,
+        /// Bound on each session query (`LATCHKEY_DB_TIMEOUT`); past it the request is a 503.
+        db_timeout: Duration,
     },
 }
 
@@ -139,9 +141,21 @@ impl Config {
                 })?;
                 let cache_ttl =
                     src.seconds_or("LATCHKEY_REVOCATION_CACHE_TTL", Duration::from_secs(5))?;
+                let db_timeout = src.seconds_within(
+                    "LATCHKEY_DB_TIMEOUT",
+                    Duration::from_secs(5),
+                    Duration::from_secs(300),
+                )?;
+                if db_timeout.is_zero() {
+                    return Err(ConfigError::new(
+                        "LATCHKEY_DB_TIMEOUT",
+                        "must be at least 1 second",
+                    ));
+                }
                 Revocation::Session {
                     database_url,
                     cache_ttl,
+                    db_timeout,
                 }
             }
             Some(other) => {

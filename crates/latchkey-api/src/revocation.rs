@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use latchkey_core::db::DbPool;
+use latchkey_core::sql::{text, Db, Sql};
 
 use crate::error::ApiError;
 
@@ -14,15 +14,15 @@ const MAX_CACHE_ENTRIES: usize = 10_000;
 const LIVE_SESSION_SQL: &str = r#"select 1 from "session" where id = $1 and "expiresAt" > now()"#;
 
 pub(crate) struct SessionCheck {
-    pool: DbPool,
+    db: Db,
     ttl: Duration,
     cache: Mutex<HashMap<String, (bool, Instant)>>,
 }
 
 impl SessionCheck {
-    pub(crate) fn new(pool: DbPool, ttl: Duration) -> Self {
+    pub(crate) fn new(db: Db, ttl: Duration) -> Self {
         Self {
-            pool,
+            db,
             ttl,
             cache: Mutex::new(HashMap::new()),
         }
@@ -72,18 +72,18 @@ impl SessionCheck {
     }
 
     async fn query(&self, sid: &str) -> Result<bool, ApiError> {
-        let client = self.pool.get().await.map_err(|e| {
+        // An unnamed statement: works through transaction poolers (latchkey_core::sql).
+        let conn = self.db.conn().await.map_err(|e| {
             tracing::warn!("revocation check: no database connection: {e}");
             ApiError::RevocationUnavailable
         })?;
-        let statement = client.prepare_cached(LIVE_SESSION_SQL).await.map_err(|e| {
-            tracing::warn!("revocation check: prepare failed: {e}");
-            ApiError::RevocationUnavailable
-        })?;
-        let row = client.query_opt(&statement, &[&sid]).await.map_err(|e| {
-            tracing::warn!("revocation check: query failed: {e}");
-            ApiError::RevocationUnavailable
-        })?;
+        let row = conn
+            .opt_row(LIVE_SESSION_SQL, &[text(&sid)])
+            .await
+            .map_err(|e| {
+                tracing::warn!("revocation check: query failed: {e}");
+                ApiError::RevocationUnavailable
+            })?;
         Ok(row.is_some())
     }
 
@@ -98,10 +98,13 @@ mod tests {
     use super::*;
     use secrecy::SecretString;
 
-    fn unreachable_pool() -> DbPool {
+    fn unreachable_pool() -> Db {
         // Port 1 on localhost refuses at once; the pool connects lazily.
         let url = SecretString::from("postgres://u:p@127.0.0.1:1/db".to_string());
-        latchkey_core::db::pool(&url, 2).unwrap()
+        Db::new(
+            latchkey_core::db::pool(&url, 2).unwrap(),
+            Duration::from_secs(5),
+        )
     }
 
     #[tokio::test]
