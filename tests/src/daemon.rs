@@ -92,7 +92,8 @@ impl DaemonSpec {
         Self {
             bin: bin.to_string(),
             args: Vec::new(),
-            env: Vec::new(),
+            // Tests stop daemons all the time: no drain delay unless a test asks for one.
+            env: vec![("LATCHKEY_SHUTDOWN_DELAY".to_string(), "0".to_string())],
             port,
             https_ca: None,
         }

@@ -66,7 +66,6 @@ impl Pooler {
             crate::random_string(6)
         ));
         std::fs::create_dir_all(&dir).expect("cannot create the pgbouncer directory");
-        proc::chown(&dir, user).expect("cannot chown the pgbouncer directory");
         let port = crate::free_port();
         // Defaults otherwise: no max_prepared_statements (1.18 has none), so a named
         // prepared statement would break here exactly as on a managed pooler.
@@ -88,17 +87,53 @@ impl Pooler {
         );
         let ini_path = dir.join("pgbouncer.ini");
         std::fs::write(&ini_path, ini).expect("cannot write pgbouncer.ini");
-        proc::chown(&ini_path, user).expect("cannot chown pgbouncer.ini");
 
-        let bin = binary();
+        // Everything in the directory is the postgres user's (logs and pid file are written).
+        let chown_all = |dir: &Path| {
+            proc::chown(dir, user).expect("cannot chown the pgbouncer directory");
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let _ = proc::chown(&entry.path(), user);
+                if entry.path().is_dir() {
+                    for inner in std::fs::read_dir(entry.path())
+                        .into_iter()
+                        .flatten()
+                        .flatten()
+                    {
+                        let _ = proc::chown(&inner.path(), user);
+                    }
+                }
+            }
+        };
+        // The binary may sit in a clone under a 0700 directory that the postgres user cannot
+        // enter: run a copy (with its libraries) from the pooler's own directory.
+        let source = binary();
+        let bin = dir.join("pgbouncer");
+        if source.components().count() > 1 {
+            std::fs::copy(&source, &bin).unwrap_or_else(|e| {
+                panic!(
+                    "cannot copy {} ({e}); scripts/test installs it (ensure_pgbouncer)",
+                    source.display()
+                )
+            });
+            if let Some(lib) = library_path(&source) {
+                let libs = dir.join("lib");
+                std::fs::create_dir_all(&libs).expect("lib dir");
+                for entry in std::fs::read_dir(&lib).expect("read lib dir").flatten() {
+                    // Symlinks are followed: the copies are plain files.
+                    let _ = std::fs::copy(entry.path(), libs.join(entry.file_name()));
+                }
+            }
+        }
+        let bin = if bin.exists() { bin } else { source };
+        chown_all(&dir);
         let mut cmd = Command::new(&bin);
         cmd.arg(&ini_path)
             .current_dir(&dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        if let Some(lib) = library_path(&bin) {
-            cmd.env("LD_LIBRARY_PATH", lib);
+        if dir.join("lib").is_dir() {
+            cmd.env("LD_LIBRARY_PATH", dir.join("lib"));
         }
         // PgBouncer refuses to run as root.
         proc::run_as(&mut cmd, user);

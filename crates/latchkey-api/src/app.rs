@@ -10,7 +10,7 @@ use http::{HeaderMap, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use latchkey_core::cors::{strip_cors_headers, Cors, BASE_ALLOW_HEADERS};
 use latchkey_core::http::{empty, json, HttpResponse};
-use latchkey_core::server::RequestId;
+use latchkey_core::server::{Draining, RequestId};
 use latchkey_core::sql::Db;
 use latchkey_core::ConfigError;
 use latchkey_jwt::{Claims, Verifier, VerifierConfig, VerifyError};
@@ -38,6 +38,8 @@ pub struct App {
     upstream_cors: UpstreamCors,
     /// Listener TLS, built here so `check-config` proves the files load.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Set by the server on SIGTERM: readiness fails while connections drain.
+    pub draining: Draining,
 }
 
 /// Whose CORS headers a response carries when it reaches the exit.
@@ -120,6 +122,7 @@ impl App {
             cors,
             upstream_cors: config.upstream_cors,
             tls,
+            draining: Draining::default(),
         })
     }
 
@@ -215,7 +218,7 @@ impl App {
         let ours = |resp| Ok((resp, CorsBy::Latchkey));
         match req.uri().path() {
             "/healthz" if readable => ours(json(StatusCode::OK, &j!({"status": "ok"}))),
-            "/readyz" if readable => ours(if self.verifier.is_ready() {
+            "/readyz" if readable => ours(if self.verifier.is_ready() && !self.draining.is_draining() {
                 json(StatusCode::OK, &j!({"status": "ready"}))
             } else {
                 json(

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use http::header::HeaderName;
 use latchkey_core::config::TlsFiles;
+use latchkey_core::server::ServerLimits;
 use latchkey_core::origins::OriginPatterns;
 use latchkey_core::{ConfigError, Source};
 use secrecy::{ExposeSecret, SecretString};
@@ -24,6 +25,8 @@ pub struct Config {
     /// Cap on a proxied request body (0 = no cap). Local routes never read bodies.
     pub max_body_bytes: u64,
     pub tls: Option<TlsFiles>,
+    /// Connection limits, timeouts and the drain delay (shared with latchkey-auth).
+    pub server: ServerLimits,
     pub cors: CorsSettings,
     /// Who answers CORS on proxied paths.
     pub upstream_cors: UpstreamCors,
@@ -180,6 +183,7 @@ impl Config {
         }
         let max_body_bytes = src.parse_or::<u64>("LATCHKEY_MAX_BODY_BYTES", 65536)?;
         let tls = TlsFiles::from_source(src)?;
+        let server = ServerLimits::from_source(src)?;
         let cors = cors_settings(src)?;
         let upstream_cors = match src.get("LATCHKEY_UPSTREAM_CORS")?.as_deref().map(str::trim) {
             None | Some("answer") => UpstreamCors::Answer,
@@ -206,6 +210,7 @@ impl Config {
             tls,
             cors,
             upstream_cors,
+            server,
         })
     }
 }

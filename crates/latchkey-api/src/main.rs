@@ -99,10 +99,13 @@ async fn serve(config: Config, app: App) -> ExitCode {
     }
     notify::ready();
     let tls = app.tls.clone();
+    let draining = app.draining.clone();
     let app = Arc::new(app);
     server::serve(
         listener,
         tls,
+        config.server.clone(),
+        draining,
         move |req, peer| {
             let app = app.clone();
             async move { app.handle(req, peer).await }

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use latchkey_core::config::TlsFiles;
+use latchkey_core::server::ServerLimits;
 use latchkey_core::{ConfigError, Source};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -22,6 +23,8 @@ pub(crate) const MIN_SECRET_CHARS: usize = 32;
 pub(crate) struct AuthConfig {
     pub(crate) listen: SocketAddr,
     pub(crate) tls: Option<TlsFiles>,
+    /// Connection limits, timeouts and the drain delay (shared with latchkey-api).
+    pub(crate) server: ServerLimits,
     pub(crate) database_url: SecretString,
     pub(crate) secret: SecretString,
     /// Public URL of this daemon, e.g. `https://auth.example.com`.
@@ -251,6 +254,7 @@ impl AuthConfig {
         Ok(AuthConfig {
             listen,
             tls: TlsFiles::from_source(src)?,
+            server: ServerLimits::from_source(src)?,
             database_url,
             secret,
             base_url,

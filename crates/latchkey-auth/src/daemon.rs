@@ -181,6 +181,7 @@ async fn serve(config: AuthConfig) -> Result<(), AuthError> {
         cookies: CookieSigner::new(config.secret.clone(), &config.cookies),
         origins: Origins::new(config.origin_patterns()),
         cors,
+        draining: Default::default(),
         db,
         hasher,
         keys: keys.clone(),
@@ -201,6 +202,8 @@ async fn serve(config: AuthConfig) -> Result<(), AuthError> {
     server::serve(
         listener,
         tls,
+        state.config.server.clone(),
+        state.draining.clone(),
         move |req, peer| routes::handle(handler_state.clone(), req, peer),
         async {
             server::shutdown_signal().await;

@@ -397,7 +397,8 @@ async fn readyz(st: &State) -> HttpResponse {
         Err(_) => false,
     };
     let keys_ok = st.keys.has_signing_key();
-    let status = if db_ok && keys_ok {
+    let draining = st.draining.is_draining();
+    let status = if db_ok && keys_ok && !draining {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
@@ -405,7 +406,7 @@ async fn readyz(st: &State) -> HttpResponse {
     h::json(
         status,
         &json!({"status": if status == StatusCode::OK { "ready" } else { "not ready" },
-                "database": db_ok, "signingKey": keys_ok}),
+                "database": db_ok, "signingKey": keys_ok, "draining": draining}),
     )
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use latchkey_core::cors::Cors;
+use latchkey_core::server::Draining;
 use latchkey_core::sql::Db;
 use serde_json::{json, Map, Value};
 
@@ -27,6 +28,8 @@ pub(crate) struct State {
     pub(crate) keys: Arc<Keys>,
     pub(crate) cookies: CookieSigner,
     pub(crate) origins: Origins,
+    /// Set by the server on SIGTERM: readiness fails while connections drain.
+    pub(crate) draining: Draining,
     /// `None` with `LATCHKEY_CORS=off`.
     pub(crate) cors: Option<Cors>,
     /// Set once the "X-Forwarded-For from an untrusted peer" hint has been logged.

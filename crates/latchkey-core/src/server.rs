@@ -1,12 +1,17 @@
-//! The accept loop: plain TCP or rustls, HTTP/1.1 and HTTP/2, bounded header sizes, and a
-//! graceful shutdown that lets in-flight requests finish (up to a deadline).
+//! The accept loop: plain TCP or rustls, HTTP/1.1 and HTTP/2, bounded header sizes, bounded
+//! connections (in all and per client address), deadlines for silent and idle connections,
+//! and a shutdown that first drains (readiness fails while the listener still accepts), then
+//! lets in-flight requests finish (up to a deadline).
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::Request;
@@ -16,19 +21,203 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
+use crate::config::{ConfigError, Source};
 use crate::http::HttpResponse;
 
 /// Request heads larger than this are refused by hyper before our code sees them.
 pub const MAX_HEADER_BYTES: usize = 32 * 1024;
-/// Open connections beyond this wait in the kernel's accept queue instead of using up file
-/// descriptors (slow clients trickling bytes could otherwise exhaust them).
-pub const MAX_CONNECTIONS: usize = 10_000;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How often at most the "connections running low" warning is logged.
+const LOW_WARN_EVERY: Duration = Duration::from_secs(60);
 
-/// Serves `handler` on `listener` until `shutdown` resolves, then drains open connections.
+/// Connection limits and timeouts, the same settings for both daemons.
+#[derive(Debug, Clone)]
+pub struct ServerLimits {
+    /// From accept to the first complete request head (TLS handshake included): a socket that
+    /// sends nothing, or only an HTTP/2 preface, is closed after this (`LATCHKEY_HEADER_TIMEOUT`).
+    pub header_timeout: Duration,
+    /// A connection with no request in flight is closed after this long without a new one
+    /// (`LATCHKEY_IDLE_TIMEOUT`); above the 60 s that nginx and AWS load balancers keep
+    /// upstream connections, so that they close first and never send into a closing socket.
+    /// HTTP/1 also gets it as hyper's header-read timeout (hyper counts idle time in it).
+    pub idle_timeout: Duration,
+    /// Open connections in all; more wait in the kernel's accept queue
+    /// (`LATCHKEY_MAX_CONNECTIONS`).
+    pub max_connections: usize,
+    /// Open connections from one peer address (`LATCHKEY_MAX_CONNECTIONS_PER_IP`). Behind a
+    /// reverse proxy every connection comes from the proxy: size it for the proxy.
+    pub max_connections_per_ip: usize,
+    /// After SIGTERM, how long readiness fails while the listener still accepts, so that
+    /// load balancers take the replica out before it stops listening
+    /// (`LATCHKEY_SHUTDOWN_DELAY`; 0 stops accepting at once).
+    pub shutdown_delay: Duration,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(75),
+            max_connections: 10_000,
+            max_connections_per_ip: 256,
+            shutdown_delay: Duration::from_secs(5),
+        }
+    }
+}
+
+impl ServerLimits {
+    pub fn from_source(src: &Source) -> Result<Self, ConfigError> {
+        let d = Self::default();
+        let hour = Duration::from_secs(3600);
+        let limits = Self {
+            header_timeout: src.seconds_within("LATCHKEY_HEADER_TIMEOUT", d.header_timeout, hour)?,
+            idle_timeout: src.seconds_within("LATCHKEY_IDLE_TIMEOUT", d.idle_timeout, hour)?,
+            max_connections: src.parse_or("LATCHKEY_MAX_CONNECTIONS", d.max_connections)?,
+            max_connections_per_ip: src
+                .parse_or("LATCHKEY_MAX_CONNECTIONS_PER_IP", d.max_connections_per_ip)?,
+            shutdown_delay: src.seconds_within(
+                "LATCHKEY_SHUTDOWN_DELAY",
+                d.shutdown_delay,
+                Duration::from_secs(300),
+            )?,
+        };
+        for (name, value) in [
+            ("LATCHKEY_HEADER_TIMEOUT", limits.header_timeout.as_secs() as usize),
+            ("LATCHKEY_IDLE_TIMEOUT", limits.idle_timeout.as_secs() as usize),
+            ("LATCHKEY_MAX_CONNECTIONS", limits.max_connections),
+            ("LATCHKEY_MAX_CONNECTIONS_PER_IP", limits.max_connections_per_ip),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::new(name, "must be at least 1"));
+            }
+        }
+        Ok(limits)
+    }
+}
+
+/// Set once the daemon starts stopping: readiness (`/readyz`) answers 503 from then on.
+#[derive(Debug, Clone, Default)]
+pub struct Draining(Arc<AtomicBool>);
+
+impl Draining {
+    pub fn is_draining(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn start(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Open connections per peer address.
+struct PerIp {
+    max: usize,
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One connection counted against its address; uncounted when dropped.
+struct IpSlot {
+    table: Arc<PerIp>,
+    ip: IpAddr,
+}
+
+impl PerIp {
+    fn enter(table: &Arc<PerIp>, ip: IpAddr) -> Option<IpSlot> {
+        let mut open = table.open.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(ip).or_insert(0);
+        if *n >= table.max {
+            return None;
+        }
+        *n += 1;
+        Some(IpSlot {
+            table: table.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut open = self.table.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// What the watchdog of one connection knows: requests seen, requests in flight (until their
+/// response body is done), and when the last one finished.
+struct Activity {
+    started: Instant,
+    requests: AtomicU64,
+    in_flight: AtomicUsize,
+    /// Milliseconds after `started`.
+    last_done_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            started: Instant::now(),
+            requests: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            last_done_ms: AtomicU64::new(0),
+        })
+    }
+
+    fn begin(self: &Arc<Self>) -> InFlight {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self.clone())
+    }
+
+    /// When the connection is to be closed, as things stand; `None` while a request is in
+    /// flight (it is checked again an idle timeout later).
+    fn deadline(&self, limits: &ServerLimits) -> Option<Instant> {
+        if self.in_flight.load(Ordering::Relaxed) > 0 {
+            return None;
+        }
+        if self.requests.load(Ordering::Relaxed) == 0 {
+            return Some(self.started + limits.header_timeout);
+        }
+        let last = Duration::from_millis(self.last_done_ms.load(Ordering::Relaxed));
+        Some(self.started + last + limits.idle_timeout)
+    }
+}
+
+/// A request in flight; dropped when its response body has been sent (or abandoned).
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let at = self.0.started.elapsed().as_millis() as u64;
+        self.0.last_done_ms.store(at, Ordering::Relaxed);
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Resolves when the connection has been silent or idle past its deadline.
+async fn watchdog(activity: Arc<Activity>, limits: ServerLimits) {
+    loop {
+        match activity.deadline(&limits) {
+            Some(deadline) if Instant::now() >= deadline => return,
+            Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+            None => tokio::time::sleep(limits.idle_timeout).await,
+        }
+    }
+}
+
+/// Serves `handler` on `listener` until `shutdown` resolves, then drains: `draining` is set
+/// (readiness fails) while the listener accepts for `limits.shutdown_delay` more, then the
+/// listener closes and open connections finish their requests.
 pub async fn serve<H, F>(
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
+    limits: ServerLimits,
+    draining: Draining,
     handler: H,
     shutdown: impl Future<Output = ()>,
 ) where
@@ -39,25 +228,52 @@ pub async fn serve<H, F>(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(15))
+        .header_read_timeout(limits.idle_timeout)
         .max_buf_size(MAX_HEADER_BYTES);
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(MAX_HEADER_BYTES as u32);
+        .max_header_list_size(MAX_HEADER_BYTES as u32)
+        // Pings find peers that vanished without a FIN; the watchdog closes idle ones.
+        .keep_alive_interval(Some(Duration::from_secs(20)))
+        .keep_alive_timeout(Duration::from_secs(20));
     let builder = Arc::new(builder);
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let graceful = GracefulShutdown::new();
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let per_ip = Arc::new(PerIp {
+        max: limits.max_connections_per_ip,
+        open: Mutex::new(HashMap::new()),
+    });
+    let mut last_low_warning: Option<Instant> = None;
     tokio::pin!(shutdown);
+    // Once the shutdown comes: accept on until this deadline, then stop.
+    let mut stop_at: Option<tokio::time::Instant> = None;
 
     loop {
+        let stop = async {
+            match stop_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         let permit = tokio::select! {
             permit = slots.clone().acquire_owned() => match permit {
                 Ok(p) => p,
                 Err(_) => break,
             },
-            () = &mut shutdown => break,
+            () = &mut shutdown, if stop_at.is_none() => {
+                draining.start();
+                stop_at = Some(tokio::time::Instant::now() + limits.shutdown_delay);
+                continue;
+            }
+            () = stop => break,
+        };
+        let stop = async {
+            match stop_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
         };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -69,47 +285,85 @@ pub async fn serve<H, F>(
                     continue;
                 }
             },
-            () = &mut shutdown => break,
+            () = &mut shutdown, if stop_at.is_none() => {
+                draining.start();
+                stop_at = Some(tokio::time::Instant::now() + limits.shutdown_delay);
+                continue;
+            }
+            () = stop => break,
+        };
+        let left = slots.available_permits();
+        if left < limits.max_connections / 10
+            && last_low_warning.is_none_or(|at| at.elapsed() >= LOW_WARN_EVERY)
+        {
+            last_low_warning = Some(Instant::now());
+            tracing::warn!(
+                open = limits.max_connections - left,
+                max = limits.max_connections,
+                "connections running low (LATCHKEY_MAX_CONNECTIONS)"
+            );
+        }
+        let Some(ip_slot) = PerIp::enter(&per_ip, peer.ip()) else {
+            tracing::debug!(%peer, "refusing a connection over LATCHKEY_MAX_CONNECTIONS_PER_IP");
+            drop(stream);
+            continue;
         };
         let _ = stream.set_nodelay(true);
+        let activity = Activity::new();
         let handler = handler.clone();
+        let requests = activity.clone();
         let service = service_fn(move |mut req: Request<Incoming>| {
             let id = RequestId::next();
             req.extensions_mut().insert(id);
+            let in_flight = requests.begin();
             let fut = handler(req, peer).instrument(tracing::info_span!("request", id = %id));
-            async move { Ok::<_, Infallible>(fut.await) }
+            async move {
+                let resp = fut.await;
+                // The request counts as in flight until its body is sent: a long download is
+                // not an idle connection.
+                Ok::<_, Infallible>(resp.map(|body| {
+                    body.map_frame(move |frame| {
+                        let _ = &in_flight;
+                        frame
+                    })
+                    .boxed()
+                }))
+            }
         });
         let builder = builder.clone();
-        match &acceptor {
-            None => {
-                let conn = builder.serve_connection(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn.into_owned());
-                tokio::spawn(async move {
-                    let _permit = permit;
-                    if let Err(e) = conn.await {
+        let acceptor = acceptor.clone();
+        let watcher = graceful.watcher();
+        let limits = limits.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let _ip_slot = ip_slot;
+            let serve = async {
+                match acceptor {
+                    None => {
+                        let conn = builder.serve_connection(TokioIo::new(stream), service);
+                        watcher.watch(conn.into_owned()).await
+                    }
+                    Some(acceptor) => {
+                        let stream = match acceptor.accept(stream).await {
+                            Ok(s) => s,
+                            Err(e) => return Err(format!("TLS handshake: {e}").into()),
+                        };
+                        let conn = builder.serve_connection(TokioIo::new(stream), service);
+                        watcher.watch(conn.into_owned()).await
+                    }
+                }
+            };
+            tokio::select! {
+                result = serve => {
+                    if let Err(e) = result {
                         tracing::debug!("connection from {peer}: {e}");
                     }
-                });
+                }
+                () = watchdog(activity, limits) => {
+                    tracing::debug!("closing a silent or idle connection from {peer}");
+                }
             }
-            Some(acceptor) => {
-                let acceptor = acceptor.clone();
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    let _permit = permit;
-                    let handshake =
-                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
-                    let stream = match handshake.await {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => return tracing::debug!("TLS handshake from {peer}: {e}"),
-                        Err(_) => return tracing::debug!("TLS handshake from {peer} timed out"),
-                    };
-                    let conn = builder.serve_connection(TokioIo::new(stream), service);
-                    if let Err(e) = watcher.watch(conn.into_owned()).await {
-                        tracing::debug!("connection from {peer}: {e}");
-                    }
-                });
-            }
-        }
+        });
     }
 
     drop(listener);
@@ -132,7 +386,6 @@ pub struct RequestId {
 
 impl RequestId {
     fn next() -> Self {
-        use std::sync::atomic::{AtomicU64, Ordering};
         use std::sync::OnceLock;
         static BOOT: OnceLock<u32> = OnceLock::new();
         static SEQ: AtomicU64 = AtomicU64::new(1);
@@ -179,4 +432,44 @@ pub async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_ip_slots_are_counted_and_returned() {
+        let table = Arc::new(PerIp {
+            max: 2,
+            open: Mutex::new(HashMap::new()),
+        });
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let one = PerIp::enter(&table, a).unwrap();
+        let _two = PerIp::enter(&table, a).unwrap();
+        assert!(PerIp::enter(&table, a).is_none());
+        assert!(PerIp::enter(&table, b).is_some());
+        drop(one);
+        assert!(PerIp::enter(&table, a).is_some());
+    }
+
+    #[test]
+    fn deadlines_follow_the_connection_state() {
+        let limits = ServerLimits {
+            header_timeout: Duration::from_secs(2),
+            idle_timeout: Duration::from_secs(60),
+            ..ServerLimits::default()
+        };
+        let activity = Activity::new();
+        assert_eq!(
+            activity.deadline(&limits),
+            Some(activity.started + Duration::from_secs(2))
+        );
+        let req = activity.begin();
+        assert_eq!(activity.deadline(&limits), None);
+        drop(req);
+        let idle = activity.deadline(&limits).unwrap();
+        assert!(idle >= activity.started + Duration::from_secs(60));
+    }
 }
