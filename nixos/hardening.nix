@@ -21,6 +21,10 @@
     RestartSec = "2s";
     TimeoutStopSec = "30s";
 
+    # No core dumps: one would hold the secret, the database URL and passwords in flight (the
+    # daemons also make themselves non-dumpable).
+    LimitCORE = "0";
+
     # A transient user per unit (named after the unit unless `User=` says otherwise).
     DynamicUser = true;
     UMask = "0077";

@@ -312,6 +312,12 @@ for (let i = 0; i < baOut.length; i++) {
   if (lkOut[i].note) notes.push(`${label}: ${lkOut[i].note}`);
   const d = [];
   const soft = [];
+  // latchkey's one deliberate header extension: answers that carry credentials (session
+  // tokens, JWTs) are `cache-control: no-store`, where Better-Auth sends none.
+  if (!extra && b.headers["cache-control"] === undefined && l.headers["cache-control"] === "no-store") {
+    delete l.headers["cache-control"];
+    notes.push(`${label}: latchkey adds cache-control: no-store (credentials in the answer)`);
+  }
   if (extra) {
     if (b.status !== l.status) soft.push(`not implemented? BA ${b.status} ${j(shape(b.body))} / latchkey ${l.status} ${j(shape(l.body))}`);
   } else {

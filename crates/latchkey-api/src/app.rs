@@ -218,14 +218,16 @@ impl App {
         let ours = |resp| Ok((resp, CorsBy::Latchkey));
         match req.uri().path() {
             "/healthz" if readable => ours(json(StatusCode::OK, &j!({"status": "ok"}))),
-            "/readyz" if readable => ours(if self.verifier.is_ready() && !self.draining.is_draining() {
-                json(StatusCode::OK, &j!({"status": "ready"}))
-            } else {
-                json(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &j!({"status": "not ready"}),
-                )
-            }),
+            "/readyz" if readable => ours(
+                if self.verifier.is_ready() && !self.draining.is_draining() {
+                    json(StatusCode::OK, &j!({"status": "ready"}))
+                } else {
+                    json(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        &j!({"status": "not ready"}),
+                    )
+                },
+            ),
             "/healthz" | "/readyz" => Err(ApiError::MethodNotAllowed("GET, HEAD")),
             // Proxies forward the original method (Traefik), so any method is accepted.
             "/auth/verify" => ours(self.forward_auth(req.headers()).await?),

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use http::header::HeaderName;
 use latchkey_core::config::TlsFiles;
-use latchkey_core::server::ServerLimits;
 use latchkey_core::origins::OriginPatterns;
+use latchkey_core::server::ServerLimits;
 use latchkey_core::{ConfigError, Source};
 use secrecy::{ExposeSecret, SecretString};
 

@@ -32,6 +32,7 @@ enum Command {
 const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
+    latchkey_core::process::harden();
     let cli = Cli::parse();
     // Before anything is built: the verifier and the pool warn about insecure settings
     // (plain-http JWKS, Postgres without TLS), and `check-config` must show that too.

@@ -62,6 +62,7 @@ enum KeysCommand {
 
 /// The whole program; `main.rs` only calls this.
 pub fn main() -> ExitCode {
+    latchkey_core::process::harden();
     keep_hash_memory_returnable();
     let cli = Cli::parse();
     latchkey_core::log::init();

@@ -1,6 +1,8 @@
 //! A successful answer under construction: JSON body, cookies and extra headers.
 
-use http::header::{HeaderName, HeaderValue, ACCESS_CONTROL_EXPOSE_HEADERS, SET_COOKIE};
+use http::header::{
+    HeaderName, HeaderValue, ACCESS_CONTROL_EXPOSE_HEADERS, CACHE_CONTROL, SET_COOKIE,
+};
 use http::StatusCode;
 use latchkey_core::http::{self as h, HttpResponse};
 use serde_json::Value;
@@ -59,6 +61,15 @@ impl Reply {
     pub(crate) fn header(mut self, name: HeaderName, value: impl Into<String>) -> Self {
         self.headers.push((name, value.into()));
         self
+    }
+
+    /// `Cache-Control: no-store`: for answers that carry credentials (session tokens, JWTs),
+    /// which no cache on the way may keep. Better-Auth sets it on get-session only.
+    pub(crate) fn no_store(self) -> Self {
+        if self.headers.iter().any(|(n, _)| n == CACHE_CONTROL) {
+            return self;
+        }
+        self.header(CACHE_CONTROL, "no-store")
     }
 
     /// Lists a header in `Access-Control-Expose-Headers`, as Better-Auth does for its own

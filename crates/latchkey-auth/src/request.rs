@@ -211,7 +211,7 @@ impl<'a> Fields<'a> {
     /// A required string; `""` (and a recorded problem) when absent or not a string.
     pub(crate) fn string(&mut self, name: &str) -> String {
         match self.map.get(name) {
-            Some(Value::String(s)) => s.clone(),
+            Some(Value::String(s)) => self.stored(name, s),
             _ => {
                 self.wrong(name, "string");
                 String::new()
@@ -219,9 +219,27 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// A string that goes into the database: Postgres `text` cannot hold NUL (a 500 from the
+    /// server, SQLSTATE 22021), so it is refused here, where it is the client's mistake.
+    fn stored(&mut self, name: &str, s: &str) -> String {
+        if s.contains('\0') {
+            self.issues.push(format!(
+                "[body.{name}] Invalid input: must not contain NUL characters"
+            ));
+        }
+        s.to_string()
+    }
+
     /// A required string that is a secret (a password): never `Debug`-printed, wiped on drop.
+    /// Only its hash is stored, so any character is allowed, as in Better-Auth.
     pub(crate) fn secret(&mut self, name: &str) -> SecretString {
-        SecretString::from(self.string(name))
+        match self.map.get(name) {
+            Some(Value::String(s)) => SecretString::from(s.clone()),
+            _ => {
+                self.wrong(name, "string");
+                SecretString::from(String::new())
+            }
+        }
     }
 
     /// Is the key present at all (even as `null`)?
@@ -243,7 +261,7 @@ impl<'a> Fields<'a> {
     pub(crate) fn opt_string(&mut self, name: &str) -> Option<String> {
         match self.map.get(name) {
             None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::String(s)) => Some(self.stored(name, s)),
             Some(_) => {
                 self.wrong(name, "string");
                 None
@@ -319,6 +337,21 @@ mod tests {
         assert_eq!(
             err,
             "[body.name] Invalid input: expected string, received number; [body.email] Invalid email address; [body.password] Invalid input: expected string, received undefined"
+        );
+    }
+
+    #[test]
+    fn nul_characters_are_refused_except_in_secrets() {
+        let body = json!({"name": "a\u{0}b", "image": "x\u{0}", "password": "p\u{0}w"});
+        let map = body.as_object().unwrap();
+        let mut f = Fields::new(map);
+        f.string("name");
+        f.opt_string("image");
+        f.secret("password");
+        assert_eq!(
+            f.finish().unwrap_err().to_string(),
+            "[body.name] Invalid input: must not contain NUL characters; \
+             [body.image] Invalid input: must not contain NUL characters"
         );
     }
 

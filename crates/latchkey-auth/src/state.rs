@@ -123,7 +123,8 @@ impl State {
                     .set_cookie(cookies::SESSION_TOKEN, &signed, max_age),
             )
             .header(SET_AUTH_TOKEN, signed)
-            .expose(SET_AUTH_TOKEN);
+            .expose(SET_AUTH_TOKEN)
+            .no_store();
         if !remember {
             let marker = self.cookies.sign("true");
             reply = reply.cookie(

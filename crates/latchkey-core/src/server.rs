@@ -70,7 +70,11 @@ impl ServerLimits {
         let d = Self::default();
         let hour = Duration::from_secs(3600);
         let limits = Self {
-            header_timeout: src.seconds_within("LATCHKEY_HEADER_TIMEOUT", d.header_timeout, hour)?,
+            header_timeout: src.seconds_within(
+                "LATCHKEY_HEADER_TIMEOUT",
+                d.header_timeout,
+                hour,
+            )?,
             idle_timeout: src.seconds_within("LATCHKEY_IDLE_TIMEOUT", d.idle_timeout, hour)?,
             max_connections: src.parse_or("LATCHKEY_MAX_CONNECTIONS", d.max_connections)?,
             max_connections_per_ip: src
@@ -82,10 +86,19 @@ impl ServerLimits {
             )?,
         };
         for (name, value) in [
-            ("LATCHKEY_HEADER_TIMEOUT", limits.header_timeout.as_secs() as usize),
-            ("LATCHKEY_IDLE_TIMEOUT", limits.idle_timeout.as_secs() as usize),
+            (
+                "LATCHKEY_HEADER_TIMEOUT",
+                limits.header_timeout.as_secs() as usize,
+            ),
+            (
+                "LATCHKEY_IDLE_TIMEOUT",
+                limits.idle_timeout.as_secs() as usize,
+            ),
             ("LATCHKEY_MAX_CONNECTIONS", limits.max_connections),
-            ("LATCHKEY_MAX_CONNECTIONS_PER_IP", limits.max_connections_per_ip),
+            (
+                "LATCHKEY_MAX_CONNECTIONS_PER_IP",
+                limits.max_connections_per_ip,
+            ),
         ] {
             if value == 0 {
                 return Err(ConfigError::new(name, "must be at least 1"));

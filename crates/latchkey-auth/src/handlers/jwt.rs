@@ -15,7 +15,7 @@ pub(crate) async fn token(
     _: (),
 ) -> Result<Reply, AuthError> {
     let jwt = st.jwt_for(&session, &user).await?;
-    Ok(Reply::json(json!({ "token": jwt })))
+    Ok(Reply::json(json!({ "token": jwt })).no_store())
 }
 
 /// Served from the in-memory copy that the key maintainer refreshes; no query per request.

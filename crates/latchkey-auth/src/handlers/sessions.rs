@@ -94,7 +94,7 @@ pub(crate) async fn list_sessions(
     }
     let client = st.db.conn().await?;
     let sessions = store::list_sessions(&client, &user.id).await?;
-    Ok(Reply::json(json!(sessions)))
+    Ok(Reply::json(json!(sessions)).no_store())
 }
 
 pub(crate) struct RevokeSession {
