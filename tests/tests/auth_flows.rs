@@ -236,9 +236,13 @@ fn bearer_sessions_signed_and_raw() {
     let r = get_session_bearer(&auth, &s.bearer);
     r.expect(200);
     assert_eq!(r.json()["user"]["id"], s.user["id"]);
-    // Raw unsigned token (no '.') is accepted too (docs/compatibility.md#bearer-tokens).
-    let r = get_session_bearer(&auth, &s.token);
-    assert_eq!(r.json()["user"]["id"], s.user["id"]);
+    // A raw unsigned token (no '.') is refused by default (LATCHKEY_REQUIRE_SIGNED_BEARER)...
+    assert_eq!(get_session_bearer(&auth, &s.token).json(), Value::Null);
+    // ...and accepted as by Better-Auth when it is off (docs/compatibility.md#bearer-tokens).
+    let lenient = Auth::start_with(|s| s.env("LATCHKEY_REQUIRE_SIGNED_BEARER", "false"));
+    let raw = lenient.new_user();
+    let r = get_session_bearer(&lenient, &raw.token);
+    assert_eq!(r.json()["user"]["id"], raw.user["id"]);
     // Scheme is case-insensitive.
     let r = auth
         .client()
@@ -306,6 +310,31 @@ fn jwks_is_served_at_both_paths() {
     assert_eq!(k["kid"], kid.as_str());
 }
 
+/// Better-Auth's listing, every session's token shown, with LATCHKEY_LIST_SESSION_TOKENS=all.
+#[test]
+fn list_sessions_with_every_token() {
+    let open = Auth::start_with(|s| s.env("LATCHKEY_LIST_SESSION_TOKENS", "all"));
+    let a = open.new_user();
+    let b = open.sign_in(&a.email(), PASSWORD);
+    let r = open
+        .client()
+        .get("/api/auth/list-sessions")
+        .bearer(&a.bearer)
+        .send();
+    r.expect(200);
+    let shown: Vec<String> = r
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["token"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        shown.contains(&a.token) && shown.contains(&b.token),
+        "{shown:?}"
+    );
+}
+
 #[test]
 fn list_and_revoke_sessions() {
     let auth = Auth::start();
@@ -323,10 +352,19 @@ fn list_and_revoke_sessions() {
     };
     let all = list(&s1);
     assert_eq!(all.len(), 3);
+    // Only the caller's own token is shown; other devices' sessions show their id instead, so
+    // one stolen session does not hand out the others (LATCHKEY_LIST_SESSION_TOKENS=current).
     let tokens: Vec<&str> = all.iter().map(|x| x["token"].as_str().unwrap()).collect();
-    for s in [&s1, &s2, &s3] {
-        assert!(tokens.contains(&s.token.as_str()));
+    assert!(tokens.contains(&s1.token.as_str()));
+    for other in [&s2, &s3] {
+        assert!(!tokens.contains(&other.token.as_str()), "{tokens:?}");
     }
+    let stand_ins = all
+        .iter()
+        .filter(|x| x["token"] != s1.token.as_str() && x["id"] == x["token"])
+        .count();
+    assert_eq!(stand_ins, 2, "{all:?}");
+    let ids: Vec<&str> = all.iter().map(|x| x["id"].as_str().unwrap()).collect();
     auth.client()
         .get("/api/auth/list-sessions")
         .send()
@@ -343,6 +381,20 @@ fn list_and_revoke_sessions() {
     assert_eq!(r.json(), json!({"status": true}));
     assert_eq!(get_session_bearer(&auth, &s2.bearer).json(), Value::Null);
     assert_eq!(list(&s1).len(), 2);
+    // ...or by what list-sessions showed for it (its id), as the official client would.
+    let s3_id = auth
+        .db
+        .query(r#"select id from "session" where token = $1"#, &[&s3.token])[0]
+        .get::<_, String>(0);
+    assert!(ids.contains(&s3_id.as_str()));
+    auth.client()
+        .post("/api/auth/revoke-session")
+        .bearer(&s1.bearer)
+        .json(&json!({"token": s3_id}))
+        .send()
+        .expect(200);
+    assert_eq!(get_session_bearer(&auth, &s3.bearer).json(), Value::Null);
+    assert_eq!(list(&s1).len(), 1);
 
     // Someone else's token: 200, nothing happens.
     let other = auth.new_user();
@@ -359,6 +411,8 @@ fn list_and_revoke_sessions() {
     );
 
     // Revoke the others, then all.
+    let s4 = auth.sign_in(&s1.email(), PASSWORD);
+    assert_eq!(list(&s1).len(), 2);
     let r = auth
         .client()
         .post("/api/auth/revoke-other-sessions")
@@ -368,7 +422,7 @@ fn list_and_revoke_sessions() {
     r.expect(200);
     assert_eq!(r.json(), json!({"status": true}));
     assert_eq!(list(&s1).len(), 1);
-    assert_eq!(get_session_bearer(&auth, &s3.bearer).json(), Value::Null);
+    assert_eq!(get_session_bearer(&auth, &s4.bearer).json(), Value::Null);
 
     let r = auth
         .client()

@@ -35,6 +35,13 @@ pub(crate) struct AuthConfig {
     /// Answer CORS for the trusted origins (`LATCHKEY_CORS`, on by default).
     pub(crate) cors: bool,
     pub(crate) cookies: CookiePolicy,
+    /// Bearer tokens must carry the cookie signature (`set-auth-token`); Better-Auth's
+    /// `requireSignature`, off there (`LATCHKEY_REQUIRE_SIGNED_BEARER`, on here).
+    pub(crate) require_signed_bearer: bool,
+    /// list-sessions shows the raw token of every session, as Better-Auth does
+    /// (`LATCHKEY_LIST_SESSION_TOKENS=all`), or only of the caller's own (`current`, the
+    /// default): the others' `token` is then their session id, which revoke-session takes.
+    pub(crate) list_all_session_tokens: bool,
     pub(crate) session: SessionPolicy,
     pub(crate) jwt_ttl: Duration,
     pub(crate) keys: KeyPolicy,
@@ -101,6 +108,21 @@ impl AuthConfig {
             .unwrap_or_default();
         let cors = src.bool_or("LATCHKEY_CORS", true)?;
         let cookies = cookie_policy(src, &base_url)?;
+        let require_signed_bearer = src.bool_or("LATCHKEY_REQUIRE_SIGNED_BEARER", true)?;
+        let list_all_session_tokens = match src
+            .get("LATCHKEY_LIST_SESSION_TOKENS")?
+            .as_deref()
+            .map(str::trim)
+        {
+            None | Some("current") => false,
+            Some("all") => true,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "LATCHKEY_LIST_SESSION_TOKENS",
+                    format!("invalid value {other:?}: expected current or all"),
+                ))
+            }
+        };
 
         let session = SessionPolicy {
             expires_in: src.seconds_within(
@@ -262,6 +284,8 @@ impl AuthConfig {
             trusted_origins,
             cors,
             cookies,
+            require_signed_bearer,
+            list_all_session_tokens,
             session,
             jwt_ttl,
             keys,

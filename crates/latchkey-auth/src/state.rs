@@ -53,14 +53,18 @@ pub(crate) enum Lookup {
 
 impl State {
     /// The session token the request carries, signature checked. A bearer token wins over the
-    /// cookie; an unsigned bearer token is accepted as a raw token, as Better-Auth does.
+    /// cookie; an unsigned bearer token is accepted as a raw token, as Better-Auth does, only
+    /// with `LATCHKEY_REQUIRE_SIGNED_BEARER=false`.
     pub(crate) fn session_token(&self, req: &Req) -> Option<String> {
         if let Some(auth) = req.header("authorization") {
             if let Some((scheme, value)) = auth.split_once(' ') {
                 if scheme.eq_ignore_ascii_case("bearer") {
                     let value = value.trim();
                     if !value.contains('.') {
-                        return (!value.is_empty()).then(|| value.to_string());
+                        // A raw token: what list-sessions (with `all`) and response bodies
+                        // show, so accepting it lets one leaked listing open every session.
+                        let allowed = !self.config.require_signed_bearer && !value.is_empty();
+                        return allowed.then(|| value.to_string());
                     }
                     let decoded = if value.contains('%') {
                         percent_encoding::percent_decode_str(value)

@@ -332,13 +332,15 @@ pub(crate) async fn delete_session_by_token(c: &impl Sql, token: &str) -> Result
     .await?)
 }
 
+/// Deletes one of the user's sessions, named by its token or (as list-sessions shows other
+/// devices' sessions) by its id.
 pub(crate) async fn delete_user_session(
     c: &impl Sql,
     user_id: &str,
     token: &str,
 ) -> Result<u64, StoreError> {
     Ok(c.exec(
-        r#"delete from "session" where "token" = $1 and "userId" = $2"#,
+        r#"delete from "session" where ("token" = $1 or "id" = $1) and "userId" = $2"#,
         &[text(&token), text(&user_id)],
     )
     .await?)

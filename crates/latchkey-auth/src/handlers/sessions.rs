@@ -93,7 +93,14 @@ pub(crate) async fn list_sessions(
         ));
     }
     let client = st.db.conn().await?;
-    let sessions = store::list_sessions(&client, &user.id).await?;
+    let mut sessions = store::list_sessions(&client, &user.id).await?;
+    if !st.config.list_all_session_tokens {
+        // Other devices' credentials stay out of the answer; their id stands in for the
+        // token, so that the official client's revokeSession({token}) still works.
+        for other in sessions.iter_mut().filter(|s| s.token != session.token) {
+            other.token = other.id.clone();
+        }
+    }
     Ok(Reply::json(json!(sessions)).no_store())
 }
 
@@ -118,7 +125,7 @@ pub(crate) async fn revoke_session(
     let client = st.db.conn().await?;
     store::delete_user_session(&client, &user.id, &token).await?;
     let reply = Reply::json(json!({"status": true}));
-    Ok(if token == session.token {
+    Ok(if token == session.token || token == session.id {
         reply.cookies(st.cookies.expire_all())
     } else {
         reply
