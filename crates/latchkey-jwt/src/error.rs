@@ -68,7 +68,9 @@ impl fmt::Display for VerifyError {
 
 impl std::error::Error for VerifyError {}
 
-/// A failure to set up the verifier or to load the JWKS.
+/// A failure to set up the verifier or to load the JWKS. A failed fetch (every variant but
+/// [`Error::NoUsableKeys`]) leaves the loaded key set as it was: the last good set keeps
+/// verifying while the issuer is unreachable or answers garbage.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Error {
     /// The configuration cannot work (bad URL, unreadable CA file, ...).
@@ -82,7 +84,9 @@ pub enum Error {
     TooLarge,
     /// The response is not a JWKS document.
     Invalid(String),
-    /// A JWKS without a single key we can verify with; the previous set is kept.
+    /// A valid JWKS document without a single key we can verify with. The issuer no longer
+    /// publishes any key we could use, so the previous set is dropped too (fail closed): until
+    /// a fetch brings usable keys, tokens are refused with [`VerifyError::NoKeys`].
     NoUsableKeys,
 }
 

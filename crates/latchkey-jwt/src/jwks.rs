@@ -66,7 +66,9 @@ pub(crate) async fn fetch(client: &HttpClient, uri: &http::Uri) -> Result<Bytes,
 }
 
 /// Keys that cannot be used (unknown kty or curve, no kid, encryption keys, HMAC secrets)
-/// are skipped so that one exotic entry does not take down verification.
+/// are skipped so that one exotic entry does not take down verification. A document whose
+/// `keys` are all unusable (or empty) is a valid, empty key set: the issuer publishes nothing
+/// we may verify with.
 pub(crate) fn parse(body: &[u8]) -> Result<HashMap<String, Key>, Error> {
     let doc: Value =
         serde_json::from_slice(body).map_err(|_| Error::Invalid("not JSON".to_string()))?;
@@ -85,9 +87,6 @@ pub(crate) fn parse(body: &[u8]) -> Result<HashMap<String, Key>, Error> {
                 tracing::debug!(kid, "skipping unusable JWKS entry");
             }
         }
-    }
-    if keys.is_empty() {
-        return Err(Error::NoUsableKeys);
     }
     Ok(keys)
 }
@@ -141,9 +140,15 @@ mod tests {
     }
 
     #[test]
-    fn documents_without_usable_keys_are_errors() {
-        assert_eq!(parse(br#"{"keys":[]}"#).err(), Some(Error::NoUsableKeys));
+    fn documents_without_usable_keys_are_empty_sets_and_others_errors() {
+        assert!(parse(br#"{"keys":[]}"#).unwrap().is_empty());
+        assert!(
+            parse(br#"{"keys":[{"kty":"oct","k":"c2VjcmV0","kid":"hmac"}]}"#)
+                .unwrap()
+                .is_empty()
+        );
         assert!(matches!(parse(b"[]"), Err(Error::Invalid(_))));
+        assert!(matches!(parse(br#"{"keys":{}}"#), Err(Error::Invalid(_))));
         assert!(matches!(parse(b"<html>"), Err(Error::Invalid(_))));
     }
 }

@@ -2,6 +2,11 @@
 //! JWKS) for resource servers: EdDSA, ES256 and RS256 only, the algorithm pinned by the key,
 //! exact issuer and audience, and a key set refreshed in the background.
 //!
+//! Key set: a successful fetch of a JWKS document replaces the whole set, so a key the issuer
+//! stopped publishing (rotated out, or removed after a compromise) is refused from the next
+//! refresh on; a failed fetch keeps the last good set. Of two fetches in flight at once, the
+//! one that started later wins, so a slow, stale answer cannot bring a removed key back.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use latchkey_jwt::{Verifier, VerifierConfig};
@@ -88,6 +93,7 @@ struct Inner {
     jwks_uri: http::Uri,
     client: HttpClient,
     keys: RwLock<Option<Arc<KeySet>>>,
+    /// Numbers fetches in the order they start; the loaded set carries its fetch's number.
     generation: AtomicU64,
     /// Held while an unknown-kid refetch is in flight; holds the time of the last one.
     refetch: tokio::sync::Mutex<Option<Instant>>,
@@ -144,15 +150,20 @@ impl Verifier {
         &self.inner.config
     }
 
-    /// True once a key set has been loaded; it stays loaded even if later fetches fail.
+    /// True while a key set with at least one usable key is loaded. It stays loaded when
+    /// later fetches fail; it is emptied by a JWKS document without usable keys.
     pub fn is_ready(&self) -> bool {
-        self.current().is_some()
+        self.current().is_some_and(|set| !set.keys.is_empty())
     }
 
-    /// Fetches the JWKS and replaces the key set, only if the fetch succeeded and the
-    /// document holds at least one usable key.
+    /// Fetches the JWKS. A valid document replaces the whole key set, so keys it no longer
+    /// lists stop verifying at once; one without any usable key empties the set and is
+    /// reported as [`Error::NoUsableKeys`]. Any other failure leaves the set as it was. When
+    /// fetches overlap, an answer is dropped if a fetch that started after it has already been
+    /// applied.
     pub async fn refresh(&self) -> Result<(), Error> {
         let inner = &self.inner;
+        let generation = inner.generation.fetch_add(1, Ordering::SeqCst) + 1;
         let body = tokio::time::timeout(
             inner.config.fetch_timeout,
             jwks::fetch(&inner.client, &inner.jwks_uri),
@@ -160,12 +171,26 @@ impl Verifier {
         .await
         .map_err(|_| Error::Timeout)??;
         let keys = jwks::parse(&body)?;
-        let generation = inner.generation.fetch_add(1, Ordering::SeqCst) + 1;
         let count = keys.len();
         let set = Arc::new(KeySet { keys, generation });
-        match inner.keys.write() {
-            Ok(mut slot) => *slot = Some(set),
-            Err(poisoned) => *poisoned.into_inner() = Some(set),
+        let mut slot = match inner.keys.write() {
+            Ok(slot) => slot,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if slot.as_ref().is_some_and(|s| s.generation > generation) {
+            // A fetch that started after this one already answered: ours may be stale.
+            tracing::debug!("JWKS answer superseded by a newer fetch");
+        } else {
+            if let Some(old) = slot.as_ref() {
+                for kid in old.keys.keys().filter(|k| !set.keys.contains_key(*k)) {
+                    tracing::info!(kid = %kid.escape_debug(), "key no longer in the JWKS: refused from now on");
+                }
+            }
+            *slot = Some(set);
+        }
+        drop(slot);
+        if count == 0 {
+            return Err(Error::NoUsableKeys);
         }
         tracing::debug!(keys = count, "JWKS loaded");
         Ok(())
@@ -286,9 +311,10 @@ impl Verifier {
         }
         drop(last);
         match self.current() {
-            None => Err(VerifyError::NoKeys),
             Some(set) if set.keys.contains_key(kid) => Ok(set),
-            Some(_) => Err(VerifyError::UnknownKey),
+            Some(set) if !set.keys.is_empty() => Err(VerifyError::UnknownKey),
+            // Never loaded, or the issuer publishes no usable key any more.
+            _ => Err(VerifyError::NoKeys),
         }
     }
 }

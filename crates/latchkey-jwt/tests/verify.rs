@@ -83,11 +83,13 @@ fn sign(key: &TestKey, claims: &Value) -> String {
     encode(&header, claims, &key.encoding).unwrap()
 }
 
-/// A JWKS endpoint whose document can be changed, that counts its hits and can be stopped.
+/// A JWKS endpoint whose document can be changed, that counts its hits, can answer late
+/// (the document is taken when the request arrives, sent after the delay) and can be stopped.
 struct JwksServer {
     addr: SocketAddr,
     doc: Arc<Mutex<Value>>,
     hits: Arc<AtomicUsize>,
+    delay: Arc<Mutex<Duration>>,
     task: JoinHandle<()>,
 }
 
@@ -103,18 +105,21 @@ impl JwksServer {
             json!({"keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()}),
         ));
         let hits = Arc::new(AtomicUsize::new(0));
-        let (d, h) = (doc.clone(), hits.clone());
+        let delay = Arc::new(Mutex::new(Duration::ZERO));
+        let (d, h, w) = (doc.clone(), hits.clone(), delay.clone());
         let task = tokio::spawn(async move {
             // Connections live in the set, so aborting this task really takes the server down.
             let mut conns = JoinSet::new();
             loop {
                 let (stream, _) = listener.accept().await.unwrap();
-                let (d, h) = (d.clone(), h.clone());
+                let (d, h, w) = (d.clone(), h.clone(), w.clone());
                 conns.spawn(async move {
                     let svc = service_fn(move |_req| {
-                        h.fetch_add(1, Ordering::SeqCst);
                         let body = d.lock().unwrap().to_string();
+                        let wait = *w.lock().unwrap();
+                        h.fetch_add(1, Ordering::SeqCst);
                         async move {
+                            tokio::time::sleep(wait).await;
                             Ok::<_, hyper::Error>(hyper::Response::new(Full::new(Bytes::from(
                                 body,
                             ))))
@@ -130,6 +135,7 @@ impl JwksServer {
             addr,
             doc,
             hits,
+            delay,
             task,
         }
     }
@@ -145,6 +151,10 @@ impl JwksServer {
 
     fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
+    }
+
+    fn set_delay(&self, delay: Duration) {
+        *self.delay.lock().unwrap() = delay;
     }
 }
 
@@ -370,18 +380,24 @@ async fn last_good_key_set_survives_the_server_going_down() {
     assert!(v.is_ready());
     assert_eq!(v.verify(&sign(&ed, &claims())).await.unwrap().sub, "u1");
 
-    // A bad document does not replace the keys either.
+    // A document that is not a JWKS does not replace the keys either.
     let other = JwksServer::start(&[]).await;
     let mut cfg = config(other.url());
     cfg.refresh_interval = Duration::from_secs(3600);
     let v = Verifier::new(cfg).unwrap();
-    assert!(v.refresh().await.is_err());
+    assert_eq!(v.refresh().await, Err(latchkey_jwt::Error::NoUsableKeys));
     assert!(!v.is_ready());
     other.set_keys(&[&ed]);
     v.refresh().await.unwrap();
-    other.set_keys(&[]);
-    assert!(v.refresh().await.is_err());
-    assert!(v.verify(&sign(&ed, &claims())).await.is_ok());
+    for junk in [json!([]), json!({"keys": "none"}), json!({"kid": "ed"})] {
+        *other.doc.lock().unwrap() = junk.clone();
+        assert!(
+            matches!(v.refresh().await, Err(latchkey_jwt::Error::Invalid(_))),
+            "{junk}"
+        );
+        assert!(v.is_ready());
+        assert!(v.verify(&sign(&ed, &claims())).await.is_ok(), "{junk}");
+    }
 }
 
 #[tokio::test]
@@ -426,4 +442,71 @@ fn bad_config_is_refused() {
         assert!(Verifier::new(config(url.into())).is_err(), "{url}");
     }
     assert!(Verifier::new(VerifierConfig::new("http://x/jwks", "", ISS)).is_err());
+}
+
+#[tokio::test]
+async fn a_key_gone_from_the_jwks_is_refused_after_the_next_refresh() {
+    let (old, cur) = (ed25519("old"), ed25519("cur"));
+    let server = JwksServer::start(&[&old, &cur]).await;
+    let v = ready_verifier(&server).await;
+    let (t_old, t_cur) = (sign(&old, &claims()), sign(&cur, &claims()));
+    assert!(v.verify(&t_old).await.is_ok());
+    assert!(v.verify(&t_cur).await.is_ok());
+
+    // Revoked on the auth side: gone from the JWKS. A successful fetch replaces the set.
+    server.set_keys(&[&cur]);
+    v.refresh().await.unwrap();
+    let hits = server.hits();
+    for _ in 0..5 {
+        assert_eq!(v.verify(&t_old).await.unwrap_err(), VerifyError::UnknownKey);
+    }
+    // The unknown-kid refetch asked the JWKS (once), which does not list it either.
+    assert_eq!(server.hits(), hits + 1);
+    assert!(v.verify(&t_cur).await.is_ok());
+
+    // A JWKS without any usable key empties the set (fail closed) and readiness goes.
+    server.set_keys(&[]);
+    assert_eq!(v.refresh().await, Err(latchkey_jwt::Error::NoUsableKeys));
+    assert!(!v.is_ready());
+    assert_eq!(v.verify(&t_cur).await.unwrap_err(), VerifyError::NoKeys);
+    server.set_keys(&[&cur]);
+    v.refresh().await.unwrap();
+    assert!(v.is_ready());
+    assert!(v.verify(&t_cur).await.is_ok());
+    assert_eq!(v.verify(&t_old).await.unwrap_err(), VerifyError::UnknownKey);
+}
+
+#[tokio::test]
+async fn a_slow_stale_answer_does_not_bring_a_removed_key_back() {
+    let (old, cur) = (ed25519("old"), ed25519("cur"));
+    let server = JwksServer::start(&[&old, &cur]).await;
+    let v = ready_verifier(&server).await;
+    // Use up the unknown-kid refetch allowance (30 s), so that verify() below only reads the
+    // loaded set and shows which answer won.
+    let stranger = sign(&ed25519("stranger"), &claims());
+    assert_eq!(
+        v.verify(&stranger).await.unwrap_err(),
+        VerifyError::UnknownKey
+    );
+
+    // A refresh that gets the document still listing `old`, and answers late...
+    server.set_delay(Duration::from_millis(600));
+    let hits = server.hits();
+    let slow = {
+        let v = v.clone();
+        tokio::spawn(async move { v.refresh().await })
+    };
+    while server.hits() == hits {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // ... and one that starts after it, sees `old` removed and answers first.
+    server.set_keys(&[&cur]);
+    server.set_delay(Duration::ZERO);
+    v.refresh().await.unwrap();
+    let t_old = sign(&old, &claims());
+    assert_eq!(v.verify(&t_old).await.unwrap_err(), VerifyError::UnknownKey);
+    // The stale answer arrives (a successful fetch), but is older than the set in use.
+    slow.await.unwrap().unwrap();
+    assert_eq!(v.verify(&t_old).await.unwrap_err(), VerifyError::UnknownKey);
+    assert!(v.verify(&sign(&cur, &claims())).await.is_ok());
 }
