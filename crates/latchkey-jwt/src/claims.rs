@@ -11,21 +11,19 @@ pub struct Claims {
     pub email_verified: Option<bool>,
     /// The Better-Auth session id, when the issuer adds one.
     pub sid: Option<String>,
+    /// `exp` in whole seconds (a fractional NumericDate is rounded down).
     pub exp: i64,
+    /// `iat` in whole seconds (rounded down), if present.
     pub iat: Option<i64>,
     pub all: Map<String, Value>,
 }
 
 impl Claims {
-    /// `None` when a required claim is missing or has the wrong JSON type. Optional claims of
-    /// the wrong type are treated as absent rather than failing the whole token.
-    pub(crate) fn from_map(all: Map<String, Value>) -> Option<Self> {
+    /// `None` when `sub` is missing or not a string. The time claims were checked (and
+    /// converted) by the verifier already. Optional claims of the wrong type are treated as
+    /// absent rather than failing the whole token.
+    pub(crate) fn from_map(all: Map<String, Value>, exp: i64, iat: Option<i64>) -> Option<Self> {
         let sub = all.get("sub")?.as_str()?.to_string();
-        let exp = all.get("exp")?.as_i64()?;
-        let iat = match all.get("iat") {
-            None => None,
-            Some(v) => Some(v.as_i64()?),
-        };
         let text = |k: &str| all.get(k).and_then(Value::as_str).map(str::to_string);
         Some(Claims {
             email: text("email"),

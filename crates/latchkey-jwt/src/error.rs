@@ -7,7 +7,9 @@ use std::fmt;
 pub enum VerifyError {
     /// No bearer token was presented.
     Missing,
-    /// Not a compact JWS, bad base64/JSON, a required claim missing or of the wrong type.
+    /// Not a compact JWS; base64url that is not canonical (padding, `+`, `/`); not a JSON
+    /// object, or one with a duplicate key; a critical header (`crit`); `sub` missing or not a
+    /// string.
     Malformed,
     /// Longer than `max_token_bytes`; refused before any parsing.
     TooLarge,
@@ -19,6 +21,11 @@ pub enum VerifyError {
     Expired,
     /// `iat` (or `nbf`) lies in the future beyond the leeway.
     NotYetValid,
+    /// `exp` missing; `exp`, `nbf` or `iat` present but not a JSON number (a string, boolean,
+    /// null, array or object); or `iat` missing while a maximum lifetime is configured.
+    InvalidTimeClaim,
+    /// `exp − iat` exceeds the configured maximum lifetime.
+    LifetimeTooLong,
     WrongIssuer,
     WrongAudience,
     /// No key set has been loaded yet (the auth daemon has not been reachable).
@@ -36,6 +43,8 @@ impl VerifyError {
             Self::BadSignature => "INVALID_SIGNATURE",
             Self::Expired => "TOKEN_EXPIRED",
             Self::NotYetValid => "TOKEN_NOT_YET_VALID",
+            Self::InvalidTimeClaim => "INVALID_TIME_CLAIM",
+            Self::LifetimeTooLong => "TOKEN_LIFETIME_TOO_LONG",
             Self::WrongIssuer => "INVALID_ISSUER",
             Self::WrongAudience => "INVALID_AUDIENCE",
             Self::NoKeys => "NO_KEYS",
@@ -53,6 +62,8 @@ impl VerifyError {
             Self::BadSignature => "The access token signature is invalid",
             Self::Expired => "The access token expired",
             Self::NotYetValid => "The access token is not yet valid",
+            Self::InvalidTimeClaim => "The access token has a missing or invalid exp, iat or nbf",
+            Self::LifetimeTooLong => "The access token lifetime exceeds the maximum",
             Self::WrongIssuer => "The access token has the wrong issuer",
             Self::WrongAudience => "The access token has the wrong audience",
             Self::NoKeys => "Signing keys are not available yet",

@@ -2,6 +2,25 @@
 //! JWKS) for resource servers: EdDSA, ES256 and RS256 only, the algorithm pinned by the key,
 //! exact issuer and audience, and a key set refreshed in the background.
 //!
+//! The rules, in the order they are checked (each refusal is one [`VerifyError`], whose
+//! stable code is in parentheses):
+//! * at most `max_token_bytes`, three base64url parts, each canonical (no padding, no `+` or
+//!   `/`, no stray trailing bits), header and claims JSON objects without duplicate keys at
+//!   any depth, no `crit` header (`INVALID_TOKEN`, `TOKEN_TOO_LARGE`);
+//! * `alg` exactly `EdDSA`, `ES256` or `RS256` and equal to the algorithm of the key named by
+//!   `kid` (`UNSUPPORTED_ALGORITHM`); the key comes from the JWKS only: `jwk`, `jku`, `x5u`,
+//!   `x5c` and any other header are ignored, nothing named in a token is ever fetched
+//!   (`UNKNOWN_KEY`, `INVALID_SIGNATURE`);
+//! * `exp` required, `nbf` and `iat` optional, each a JSON number when present: a string,
+//!   boolean, null, array or object is refused (`INVALID_TIME_CLAIM`), never skipped; a
+//!   fractional value counts as its whole second, rounded down; then `exp` in the past
+//!   (`TOKEN_EXPIRED`), `nbf` or `iat` in the future (`TOKEN_NOT_YET_VALID`), each with the
+//!   leeway;
+//! * with [`VerifierConfig::max_lifetime`] set, `iat` is required (`INVALID_TIME_CLAIM`) and
+//!   `exp − iat` may not exceed it (`TOKEN_LIFETIME_TOO_LONG`);
+//! * `iss` exactly the issuer (`INVALID_ISSUER`), `aud` the audience or an array containing it
+//!   (`INVALID_AUDIENCE`), `sub` a string (`INVALID_TOKEN`).
+//!
 //! Key set: a successful fetch of a JWKS document replaces the whole set, so a key the issuer
 //! stopped publishing (rotated out, or removed after a compromise) is refused from the next
 //! refresh on; a failed fetch keeps the last good set. Of two fetches in flight at once, the
@@ -24,15 +43,14 @@
 mod claims;
 mod error;
 mod jwks;
+mod strict;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use base64::Engine;
-use jsonwebtoken::{Algorithm, Validation};
-use serde::Deserialize;
+use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
 use tokio::task::JoinHandle;
 
@@ -51,6 +69,9 @@ pub struct VerifierConfig {
     pub audience: String,
     /// Clock skew tolerated on `exp`, `nbf` and `iat`.
     pub leeway: Duration,
+    /// Longest lifetime (`exp − iat`) a token may claim; `None`: no limit, and `iat` may be
+    /// absent. With a limit, a token without `iat` is refused (Better-Auth always sets it).
+    pub max_lifetime: Option<Duration>,
     pub max_token_bytes: usize,
     pub refresh_interval: Duration,
     /// A token with an unknown `kid` triggers a JWKS refetch at most this often, so that
@@ -73,6 +94,7 @@ impl VerifierConfig {
             issuer: issuer.into(),
             audience: audience.into(),
             leeway: Duration::from_secs(10),
+            max_lifetime: None,
             max_token_bytes: 8192,
             refresh_interval: Duration::from_secs(300),
             unknown_kid_min_interval: Duration::from_secs(30),
@@ -226,7 +248,8 @@ impl Verifier {
         })
     }
 
-    /// Verifies signature and claims. Never panics on input; errors carry no token content.
+    /// Verifies signature and claims (the rules are in the crate documentation). Never panics
+    /// on input; errors carry no token content.
     pub async fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
         let config = &self.inner.config;
         if token.is_empty() {
@@ -235,7 +258,8 @@ impl Verifier {
         if token.len() > config.max_token_bytes {
             return Err(VerifyError::TooLarge);
         }
-        let header = parse_header(token)?;
+        let (head, payload, signature) = split(token)?;
+        let header = parse_header(head)?;
         let alg = match header.alg.as_str() {
             "EdDSA" => Algorithm::EdDSA,
             "ES256" => Algorithm::ES256,
@@ -248,18 +272,39 @@ impl Verifier {
         if key.alg != alg {
             return Err(VerifyError::UnsupportedAlgorithm);
         }
+        // The signature covers the header and payload exactly as sent.
+        let signing_input = &token[..head.len() + 1 + payload.len()];
+        if strict::b64url(signature).is_none() {
+            return Err(VerifyError::Malformed);
+        }
+        match jsonwebtoken::crypto::verify(signature, signing_input.as_bytes(), &key.key, alg) {
+            Ok(true) => {}
+            Ok(false) => return Err(VerifyError::BadSignature),
+            Err(_) => return Err(VerifyError::Malformed),
+        }
 
-        let mut validation = Validation::new(alg);
-        validation.algorithms = vec![alg];
-        validation.leeway = config.leeway.as_secs();
-        validation.required_spec_claims = ["exp".to_string()].into();
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
-        // iss and aud are checked below, stricter than jsonwebtoken (iss must be a string).
-        validation.validate_aud = false;
-        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation)
-            .map_err(map_jwt_error)?;
-        let all = data.claims;
+        let all = strict::b64url(payload)
+            .and_then(|bytes| strict::object(&bytes))
+            .ok_or(VerifyError::Malformed)?;
+        let exp = numeric_date(&all, "exp")?.ok_or(VerifyError::InvalidTimeClaim)?;
+        let nbf = numeric_date(&all, "nbf")?;
+        let iat = numeric_date(&all, "iat")?;
+        let now = now_secs();
+        let leeway = i64::try_from(config.leeway.as_secs()).unwrap_or(i64::MAX);
+        if exp.saturating_add(leeway) < now {
+            return Err(VerifyError::Expired);
+        }
+        let future = |t: Option<i64>| t.is_some_and(|t| t > now.saturating_add(leeway));
+        if future(nbf) || future(iat) {
+            return Err(VerifyError::NotYetValid);
+        }
+        if let Some(max) = config.max_lifetime {
+            let iat = iat.ok_or(VerifyError::InvalidTimeClaim)?;
+            let max = i64::try_from(max.as_secs()).unwrap_or(i64::MAX);
+            if exp.saturating_sub(iat) > max {
+                return Err(VerifyError::LifetimeTooLong);
+            }
+        }
 
         match all.get("iss").and_then(Value::as_str) {
             Some(iss) if iss == config.issuer => {}
@@ -273,13 +318,7 @@ impl Verifier {
         if !aud_ok {
             return Err(VerifyError::WrongAudience);
         }
-        let claims = Claims::from_map(all).ok_or(VerifyError::Malformed)?;
-        if let Some(iat) = claims.iat {
-            if iat > now_secs().saturating_add(config.leeway.as_secs() as i64) {
-                return Err(VerifyError::NotYetValid);
-            }
-        }
-        Ok(claims)
+        Claims::from_map(all, exp, iat).ok_or(VerifyError::Malformed)
     }
 
     fn current(&self) -> Option<Arc<KeySet>> {
@@ -319,46 +358,60 @@ impl Verifier {
     }
 }
 
-#[derive(Deserialize)]
 struct RawHeader {
     alg: String,
     kid: Option<String>,
-    crit: Option<Value>,
+}
+
+/// The three parts of a compact JWS, or `Malformed`.
+fn split(token: &str) -> Result<(&str, &str, &str), VerifyError> {
+    let mut parts = token.split('.');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(head), Some(payload), Some(signature), None) => Ok((head, payload, signature)),
+        _ => Err(VerifyError::Malformed),
+    }
 }
 
 /// Parsed by hand rather than with `jsonwebtoken::decode_header` so that `alg: none` or HS256
-/// is reported as an unsupported algorithm rather than as a malformed token.
-fn parse_header(token: &str) -> Result<RawHeader, VerifyError> {
-    let mut parts = token.split('.');
-    let (Some(head), Some(_), Some(_), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(VerifyError::Malformed);
-    };
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(head)
-        .map_err(|_| VerifyError::Malformed)?;
-    let header: RawHeader = serde_json::from_slice(&bytes).map_err(|_| VerifyError::Malformed)?;
+/// is reported as an unsupported algorithm rather than as a malformed token, and so that only
+/// `alg` and `kid` are ever looked at (`jwk`, `jku`, `x5u`, `x5c` mean nothing here).
+fn parse_header(head: &str) -> Result<RawHeader, VerifyError> {
+    let header = strict::b64url(head)
+        .and_then(|bytes| strict::object(&bytes))
+        .ok_or(VerifyError::Malformed)?;
     // We implement no JWS extensions, so any critical one must be refused (RFC 7515 §4.1.11).
-    if header.crit.is_some() {
+    if header.contains_key("crit") {
         return Err(VerifyError::Malformed);
     }
-    Ok(header)
+    let alg = match header.get("alg") {
+        Some(Value::String(alg)) => alg.clone(),
+        _ => return Err(VerifyError::Malformed),
+    };
+    let kid = match header.get("kid") {
+        None => None,
+        Some(Value::String(kid)) => Some(kid.clone()),
+        Some(_) => return Err(VerifyError::Malformed),
+    };
+    Ok(RawHeader { alg, kid })
 }
 
-fn map_jwt_error(e: jsonwebtoken::errors::Error) -> VerifyError {
-    use jsonwebtoken::errors::ErrorKind;
-    match e.kind() {
-        ErrorKind::InvalidSignature => VerifyError::BadSignature,
-        ErrorKind::ExpiredSignature => VerifyError::Expired,
-        ErrorKind::ImmatureSignature => VerifyError::NotYetValid,
-        ErrorKind::InvalidIssuer => VerifyError::WrongIssuer,
-        ErrorKind::InvalidAudience => VerifyError::WrongAudience,
-        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
-            VerifyError::UnsupportedAlgorithm
-        }
-        _ => VerifyError::Malformed,
+/// A NumericDate claim (RFC 7519 §2) in whole seconds, rounded down: `Ok(None)` when absent,
+/// `InvalidTimeClaim` when present but not a JSON number. Values beyond `i64` saturate.
+fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, VerifyError> {
+    let Some(value) = claims.get(name) else {
+        return Ok(None);
+    };
+    let Value::Number(n) = value else {
+        return Err(VerifyError::InvalidTimeClaim);
+    };
+    if let Some(i) = n.as_i64() {
+        return Ok(Some(i));
     }
+    if n.as_u64().is_some() {
+        return Ok(Some(i64::MAX));
+    }
+    // A float: serde_json numbers are always finite; `as` saturates.
+    Ok(Some(n.as_f64().map_or(0, |f| f.floor() as i64)))
 }
 
 fn now_secs() -> i64 {

@@ -205,8 +205,8 @@ async fn claim_checks() {
     };
     let cases = [
         (json!({"exp": now() - 60}), VerifyError::Expired),
-        (json!({"exp": null}), VerifyError::Malformed),
-        (json!({"exp": "tomorrow"}), VerifyError::Malformed),
+        (json!({"exp": null}), VerifyError::InvalidTimeClaim),
+        (json!({"exp": "tomorrow"}), VerifyError::InvalidTimeClaim),
         (json!({"iat": now() + 120}), VerifyError::NotYetValid),
         (json!({"iss": "http://evil"}), VerifyError::WrongIssuer),
         (json!({"iss": [ISS]}), VerifyError::WrongIssuer),
@@ -444,6 +444,191 @@ fn bad_config_is_refused() {
     assert!(Verifier::new(VerifierConfig::new("http://x/jwks", "", ISS)).is_err());
 }
 
+// ---- Time claims, lifetime, key removal, header and encoding tricks ----
+
+fn enc(json: &str) -> String {
+    URL_SAFE_NO_PAD.encode(json)
+}
+
+/// A compact JWS over exactly these (already encoded) header and payload texts: the
+/// signature is valid for whatever they contain, so only the verifier's parsing rules can
+/// refuse the token.
+fn sign_parts(key: &TestKey, head: &str, payload: &str) -> String {
+    let input = format!("{head}.{payload}");
+    let sig = jsonwebtoken::crypto::sign(input.as_bytes(), &key.encoding, key.alg).unwrap();
+    format!("{input}.{sig}")
+}
+
+/// As [`sign_parts`], from JSON texts (which may hold duplicate keys).
+fn sign_raw(key: &TestKey, header: &str, payload: &str) -> String {
+    sign_parts(key, &enc(header), &enc(payload))
+}
+
+fn without(mut claims: Value, name: &str) -> Value {
+    claims.as_object_mut().unwrap().remove(name);
+    claims
+}
+
+#[tokio::test]
+async fn time_claims_must_be_json_numbers() {
+    let ed = ed25519("ed");
+    let server = JwksServer::start(&[&ed]).await;
+    let v = ready_verifier(&server).await;
+    let with = |name: &str, value: Value| {
+        let mut c = claims();
+        c[name] = value;
+        sign(&ed, &c)
+    };
+    let future = now() + 3600;
+    for name in ["nbf", "iat", "exp"] {
+        for bad in [
+            // The audit's case: a string nbf in the future was skipped, not refused.
+            json!(future.to_string()),
+            json!("0"),
+            json!(""),
+            json!(true),
+            json!(false),
+            json!(null),
+            json!({}),
+            json!({"$numberLong": future}),
+            json!([]),
+            json!([future]),
+        ] {
+            assert_eq!(
+                v.verify(&with(name, bad.clone())).await.unwrap_err(),
+                VerifyError::InvalidTimeClaim,
+                "{name}: {bad}"
+            );
+        }
+    }
+    assert_eq!(
+        v.verify(&sign(&ed, &without(claims(), "exp")))
+            .await
+            .unwrap_err(),
+        VerifyError::InvalidTimeClaim
+    );
+    assert_eq!(VerifyError::InvalidTimeClaim.code(), "INVALID_TIME_CLAIM");
+
+    // Any JSON number is a NumericDate: floats and exponents too, rounded down.
+    let n = now();
+    let c = v
+        .verify(&with("exp", json!(n as f64 + 900.75)))
+        .await
+        .unwrap();
+    assert_eq!(c.exp, n + 900);
+    for (name, ok) in [
+        ("iat", json!(n as f64 - 0.5)),
+        ("iat", json!(0)),
+        ("nbf", json!(n - 1)),
+        ("nbf", json!(n as f64 - 0.1)),
+        ("nbf", json!(-5)),
+        ("exp", json!(1e12)),
+    ] {
+        assert!(
+            v.verify(&with(name, ok.clone())).await.is_ok(),
+            "{name}: {ok}"
+        );
+    }
+    let raw = format!(r#"{{"sub":"u1","iss":"{ISS}","aud":"{ISS}","iat":{n}.0,"exp":4.1e9}}"#);
+    let c = v
+        .verify(&sign_raw(&ed, r#"{"alg":"EdDSA","kid":"ed"}"#, &raw))
+        .await
+        .unwrap();
+    assert_eq!((c.exp, c.iat), (4_100_000_000, Some(n)));
+    // ... and still gets its checks.
+    for (name, value, want) in [
+        ("nbf", json!(future), VerifyError::NotYetValid),
+        ("nbf", json!(future as f64 + 0.5), VerifyError::NotYetValid),
+        ("iat", json!(1e300), VerifyError::NotYetValid),
+        ("nbf", json!(u64::MAX), VerifyError::NotYetValid),
+        ("exp", json!((n - 60) as f64 + 0.5), VerifyError::Expired),
+        ("exp", json!(-1), VerifyError::Expired),
+        ("exp", json!(-1e300), VerifyError::Expired),
+        ("exp", json!(i64::MIN), VerifyError::Expired),
+    ] {
+        assert_eq!(
+            v.verify(&with(name, value.clone())).await.unwrap_err(),
+            want,
+            "{name}: {value}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn lifetime_is_bounded_when_configured() {
+    let ed = ed25519("ed");
+    let server = JwksServer::start(&[&ed]).await;
+    let mut cfg = config(server.url());
+    cfg.max_lifetime = Some(Duration::from_secs(86400));
+    let v = Verifier::new(cfg).unwrap();
+    v.refresh().await.unwrap();
+    let n = now();
+    let token = |iat: Option<Value>, exp: Value| {
+        let mut c = claims();
+        match iat {
+            Some(iat) => c["iat"] = iat,
+            None => c = without(c, "iat"),
+        }
+        c["exp"] = exp;
+        sign(&ed, &c)
+    };
+    for (iat, exp) in [
+        (json!(n), json!(n + 900)),
+        (json!(n), json!(n + 86400)),
+        (json!(n - 3600), json!(n - 3600 + 86400)),
+        (json!(n as f64 + 0.5), json!(n as f64 + 86400.5)),
+    ] {
+        assert!(
+            v.verify(&token(Some(iat.clone()), exp.clone()))
+                .await
+                .is_ok(),
+            "iat {iat} exp {exp}"
+        );
+    }
+    for (iat, exp) in [
+        (json!(n), json!(n + 86401)),
+        // The audit's case: exp = 2^63 - 1.
+        (json!(n), json!(i64::MAX)),
+        (json!(n), json!(u64::MAX)),
+        (json!(n), json!(1e300)),
+        // Backdating iat does not help: the lifetime is exp - iat.
+        (json!(n - 365 * 86400), json!(n + 60)),
+        (json!(i64::MIN), json!(n + 60)),
+        (json!(-1e300), json!(n + 60)),
+    ] {
+        assert_eq!(
+            v.verify(&token(Some(iat.clone()), exp.clone()))
+                .await
+                .unwrap_err(),
+            VerifyError::LifetimeTooLong,
+            "iat {iat} exp {exp}"
+        );
+    }
+    assert_eq!(
+        VerifyError::LifetimeTooLong.code(),
+        "TOKEN_LIFETIME_TOO_LONG"
+    );
+    // Without iat the lifetime is unknown: refused.
+    assert_eq!(
+        v.verify(&token(None, json!(n + 900))).await.unwrap_err(),
+        VerifyError::InvalidTimeClaim
+    );
+    assert_eq!(
+        v.verify(&token(Some(json!(n.to_string())), json!(n + 900)))
+            .await
+            .unwrap_err(),
+        VerifyError::InvalidTimeClaim
+    );
+
+    // The library default has no bound, and iat stays optional.
+    let v = ready_verifier(&server).await;
+    assert!(v.verify(&token(None, json!(n + 900))).await.is_ok());
+    assert!(v
+        .verify(&token(Some(json!(n)), json!(i64::MAX)))
+        .await
+        .is_ok());
+}
+
 #[tokio::test]
 async fn a_key_gone_from_the_jwks_is_refused_after_the_next_refresh() {
     let (old, cur) = (ed25519("old"), ed25519("cur"));
@@ -509,4 +694,382 @@ async fn a_slow_stale_answer_does_not_bring_a_removed_key_back() {
     slow.await.unwrap().unwrap();
     assert_eq!(v.verify(&t_old).await.unwrap_err(), VerifyError::UnknownKey);
     assert!(v.verify(&sign(&cur, &claims())).await.is_ok());
+}
+
+#[tokio::test]
+async fn alg_none_in_any_case_and_foreign_algorithms_are_refused() {
+    let ed = ed25519("ed");
+    let server = JwksServer::start(&[&ed]).await;
+    let v = ready_verifier(&server).await;
+    let good = sign(&ed, &claims());
+    let (_, payload_and_sig) = good.split_once('.').unwrap();
+    let (payload, sig) = payload_and_sig.split_once('.').unwrap();
+    for alg in [
+        "none", "None", "NONE", "nOnE", "noNe", " none", "none ", "", "eddsa", "EDDSA", "Ed25519",
+        "ed25519", "HS256", "hs256", "HS384", "HS512", "RS384", "RS512", "PS256", "ES256K",
+        "ES384", "ES512", "es256", "rs256",
+    ] {
+        let head = enc(&json!({"alg": alg, "kid": "ed"}).to_string());
+        for s in ["", sig, "AAAA"] {
+            assert_eq!(
+                v.verify(&format!("{head}.{payload}.{s}"))
+                    .await
+                    .unwrap_err(),
+                VerifyError::UnsupportedAlgorithm,
+                "alg {alg:?}, signature {s:?}"
+            );
+        }
+        // Even signed with the real key over that header.
+        let signed = sign_parts(&ed, &head, payload);
+        assert_eq!(
+            v.verify(&signed).await.unwrap_err(),
+            VerifyError::UnsupportedAlgorithm,
+            "alg {alg:?}"
+        );
+    }
+    for header in [
+        json!({"kid": "ed"}),
+        json!({"alg": null, "kid": "ed"}),
+        json!({"alg": ["EdDSA"], "kid": "ed"}),
+        json!({"alg": {"name": "EdDSA"}, "kid": "ed"}),
+        json!({"alg": 1, "kid": "ed"}),
+    ] {
+        let token = sign_parts(&ed, &enc(&header.to_string()), payload);
+        assert_eq!(
+            v.verify(&token).await.unwrap_err(),
+            VerifyError::Malformed,
+            "{header}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn keys_embedded_in_the_header_are_ignored_and_never_fetched() {
+    let ed = ed25519("ed");
+    let attacker = ed25519("evil");
+    let server = JwksServer::start(&[&ed]).await;
+    // The attacker's own JWKS endpoint, serving the attacker's key under both kids.
+    let evil = JwksServer::start(&[&attacker]).await;
+    {
+        let mut as_ed = attacker.jwk.clone();
+        as_ed["kid"] = json!("ed");
+        *evil.doc.lock().unwrap() = json!({"keys": [attacker.jwk, as_ed]});
+    }
+    let v = ready_verifier(&server).await;
+    let evil_url = evil.url();
+    let mut evil_jwk_as_ed = attacker.jwk.clone();
+    evil_jwk_as_ed["kid"] = json!("ed");
+    let fake_cert = URL_SAFE_NO_PAD.encode(b"0\x82\x01\x0a not a certificate");
+    let cases = [
+        (
+            json!({"alg":"EdDSA","kid":"ed","jwk": evil_jwk_as_ed}),
+            VerifyError::BadSignature,
+        ),
+        (
+            json!({"alg":"EdDSA","kid":"evil","jwk": attacker.jwk}),
+            VerifyError::UnknownKey,
+        ),
+        (
+            json!({"alg":"EdDSA","jwk": attacker.jwk}),
+            VerifyError::UnknownKey,
+        ),
+        (
+            json!({"alg":"EdDSA","kid":"ed","jku": evil_url}),
+            VerifyError::BadSignature,
+        ),
+        (
+            json!({"alg":"EdDSA","kid":"evil","jku": evil_url}),
+            VerifyError::UnknownKey,
+        ),
+        (
+            json!({"alg":"EdDSA","jku": evil_url}),
+            VerifyError::UnknownKey,
+        ),
+        (
+            json!({"alg":"EdDSA","kid":"ed","x5u": evil_url}),
+            VerifyError::BadSignature,
+        ),
+        (
+            json!({"alg":"EdDSA","kid":"evil","x5u": evil_url}),
+            VerifyError::UnknownKey,
+        ),
+        (
+            json!({"alg":"EdDSA","kid":"ed","x5c": [fake_cert], "x5t": "AAAA"}),
+            VerifyError::BadSignature,
+        ),
+        (
+            json!({"alg":"EdDSA","kid":"evil","x5c": [fake_cert], "x5t#S256": "AAAA"}),
+            VerifyError::UnknownKey,
+        ),
+        (
+            json!({"alg":"EdDSA","kid":"ed","jwk": "garbage","jku": 5,"x5c": {}}),
+            VerifyError::BadSignature,
+        ),
+    ];
+    for (header, want) in cases {
+        let token = sign_raw(&attacker, &header.to_string(), &claims().to_string());
+        assert_eq!(v.verify(&token).await.unwrap_err(), want, "{header}");
+    }
+    // Headers we do not use may hold anything, for a token the real key signed.
+    let token = sign_raw(
+        &ed,
+        &json!({"alg":"EdDSA","kid":"ed","jku": evil_url,"x5u": evil_url,"jwk": attacker.jwk,
+                "typ":"JWT","cty":"whatever"})
+        .to_string(),
+        &claims().to_string(),
+    );
+    assert!(v.verify(&token).await.is_ok());
+    assert_eq!(evil.hits(), 0, "a URL from a token header was fetched");
+    // The unknown kid was looked up in our JWKS, once (rate limited).
+    assert_eq!(server.hits(), 2);
+}
+
+#[tokio::test]
+async fn odd_kids_are_just_unknown_keys() {
+    let ed = ed25519("ed");
+    let server = JwksServer::start(&[&ed]).await;
+    let v = ready_verifier(&server).await;
+    let long = "e".repeat(500);
+    let kids = [
+        "../../../../etc/passwd",
+        "/dev/null",
+        "file:///etc/passwd",
+        "http://127.0.0.1:1/jwks",
+        "' OR '1'='1",
+        "ed' --",
+        "ed\"; DROP TABLE jwks; --",
+        "ed' UNION SELECT 'ed",
+        "ed\u{0}",
+        "ed\n",
+        "ed ",
+        " ed",
+        "ED",
+        "Ed",
+        "%65d",
+        "ed/../ed",
+        "./ed",
+        "*",
+        "",
+        "\u{202e}de",
+        "ｅｄ",
+        long.as_str(),
+    ];
+    for kid in kids {
+        // Signed with the real key: only the exact kid may find it.
+        let token = sign_raw(
+            &ed,
+            &json!({"alg": "EdDSA", "kid": kid}).to_string(),
+            &claims().to_string(),
+        );
+        assert_eq!(
+            v.verify(&token).await.unwrap_err(),
+            VerifyError::UnknownKey,
+            "{kid:?}"
+        );
+    }
+    assert_eq!(server.hits(), 2, "one rate-limited refetch for all of them");
+    for kid in [
+        json!(1),
+        json!(["ed"]),
+        json!({"kid": "ed"}),
+        json!(null),
+        json!(true),
+    ] {
+        let token = sign_raw(
+            &ed,
+            &json!({"alg": "EdDSA", "kid": kid}).to_string(),
+            &claims().to_string(),
+        );
+        assert_eq!(
+            v.verify(&token).await.unwrap_err(),
+            VerifyError::Malformed,
+            "{kid}"
+        );
+    }
+    assert!(v.verify(&sign(&ed, &claims())).await.is_ok());
+}
+
+#[tokio::test]
+async fn duplicate_json_keys_are_refused() {
+    let ed = ed25519("ed");
+    let server = JwksServer::start(&[&ed]).await;
+    let v = ready_verifier(&server).await;
+    let head = r#"{"alg":"EdDSA","kid":"ed"}"#;
+    let n = now();
+    let body = |extra: &str| {
+        format!(
+            r#"{{"sub":"u1","iss":"{ISS}","aud":"{ISS}","iat":{n},"exp":{}{extra}}}"#,
+            n + 900
+        )
+    };
+    assert!(v.verify(&sign_raw(&ed, head, &body(""))).await.is_ok());
+    assert!(v
+        .verify(&sign_raw(
+            &ed,
+            head,
+            &body(r#","user":{"role":"a"},"r":[{"k":1},{"k":2}]"#)
+        ))
+        .await
+        .is_ok());
+    for header in [
+        r#"{"alg":"EdDSA","kid":"ed","kid":"ed"}"#,
+        r#"{"alg":"none","alg":"EdDSA","kid":"ed"}"#,
+        r#"{"alg":"EdDSA","alg":"EdDSA","kid":"ed"}"#,
+        r#"{"alg":"EdDSA","kid":"other","kid":"ed"}"#,
+        r#"{"alg":"EdDSA","kid":"ed","\u006bid":"ed"}"#,
+        r#"{"alg":"EdDSA","kid":"ed","typ":"JWT","typ":"JWT"}"#,
+        r#"{"alg":"EdDSA","kid":"ed","jwk":{"x":1,"x":2}}"#,
+    ] {
+        assert_eq!(
+            v.verify(&sign_raw(&ed, header, &body("")))
+                .await
+                .unwrap_err(),
+            VerifyError::Malformed,
+            "{header}"
+        );
+    }
+    for extra in [
+        r#","sub":"admin""#,
+        r#","sub":"u1""#,
+        r#","\u0073ub":"admin""#,
+        r#","exp":1"#,
+        r#","exp":99999999999"#,
+        r#","iss":"http://evil""#,
+        r#","aud":"http://evil""#,
+        r#","user":{"role":"a","role":"admin"}"#,
+        r#","roles":[{"r":1,"r":2}]"#,
+    ] {
+        assert_eq!(
+            v.verify(&sign_raw(&ed, head, &body(extra)))
+                .await
+                .unwrap_err(),
+            VerifyError::Malformed,
+            "{extra}"
+        );
+    }
+    // Not an object, or trailing data.
+    for payload in ["[]", "\"u1\"", "null", &format!("{} {{}}", body(""))] {
+        assert_eq!(
+            v.verify(&sign_raw(&ed, head, payload)).await.unwrap_err(),
+            VerifyError::Malformed,
+            "{payload}"
+        );
+    }
+}
+
+/// The base64url text with its last character moved to the next one of the alphabet: the
+/// same bytes to a lenient decoder (only the unused trailing bits change). Needs a length
+/// that is not a multiple of 4.
+fn bump_trailing_bits(part: &str) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    assert_ne!(part.len() % 4, 0, "{part}");
+    let last = *part.as_bytes().last().unwrap();
+    let i = ALPHABET.iter().position(|&c| c == last).unwrap();
+    format!("{}{}", &part[..part.len() - 1], ALPHABET[i + 1] as char)
+}
+
+#[tokio::test]
+async fn non_canonical_base64url_is_refused_even_when_signed() {
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE};
+    let ed = ed25519("ed");
+    let server = JwksServer::start(&[&ed]).await;
+    let v = ready_verifier(&server).await;
+    // A payload whose encoding has `-` and `_` (`+` and `/` in standard base64) and a length
+    // that is no multiple of 3 bytes (so that padding and trailing bits exist).
+    let payload_bytes = (0..12)
+        .map(|filler| {
+            let mut c = claims();
+            c["note"] = json!(format!("{}???>>>???>>>", "x".repeat(filler)));
+            c.to_string().into_bytes()
+        })
+        .find(|b| {
+            let e = URL_SAFE_NO_PAD.encode(b);
+            b.len() % 3 != 0 && e.contains('-') && e.contains('_')
+        })
+        .unwrap();
+    let header_bytes = br#"{"alg":"EdDSA","kid":"ed"}"#;
+    assert_ne!(header_bytes.len() % 3, 0);
+    let (head, payload) = (
+        URL_SAFE_NO_PAD.encode(header_bytes),
+        URL_SAFE_NO_PAD.encode(&payload_bytes),
+    );
+    let good = sign_parts(&ed, &head, &payload);
+    assert!(v.verify(&good).await.is_ok());
+
+    let variants = [
+        (URL_SAFE.encode(header_bytes), payload.clone()),
+        (head.clone(), URL_SAFE.encode(&payload_bytes)),
+        (head.clone(), STANDARD_NO_PAD.encode(&payload_bytes)),
+        (head.clone(), format!("{payload}=")),
+        (format!("{head}="), payload.clone()),
+        (head.clone(), bump_trailing_bits(&payload)),
+        (bump_trailing_bits(&head), payload.clone()),
+        (head.clone(), format!("{payload}\n")),
+        (head.clone(), format!(" {payload}")),
+        (format!("{}\n{}", &head[..8], &head[8..]), payload.clone()),
+    ];
+    for (h, p) in variants {
+        assert_eq!(
+            v.verify(&sign_parts(&ed, &h, &p)).await.unwrap_err(),
+            VerifyError::Malformed,
+            "{h}.{p}"
+        );
+    }
+    // The signature part too (64 bytes: 86 characters, 2 of them in the last group).
+    let (input, sig) = good.rsplit_once('.').unwrap();
+    let sig_bytes = URL_SAFE_NO_PAD.decode(sig).unwrap();
+    let mut sig_variants = vec![
+        URL_SAFE.encode(&sig_bytes),
+        bump_trailing_bits(sig),
+        format!("{sig} "),
+    ];
+    let std = STANDARD_NO_PAD.encode(&sig_bytes);
+    if std != sig {
+        sig_variants.push(std);
+    }
+    for s in sig_variants {
+        assert_eq!(
+            v.verify(&format!("{input}.{s}")).await.unwrap_err(),
+            VerifyError::Malformed,
+            "{s}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn ed25519_signatures_with_unreduced_s_are_refused() {
+    let ed = ed25519("ed");
+    let server = JwksServer::start(&[&ed]).await;
+    let v = ready_verifier(&server).await;
+    let good = sign(&ed, &claims());
+    assert!(v.verify(&good).await.is_ok());
+    let (input, sig) = good.rsplit_once('.').unwrap();
+    let sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
+    // L = 2^252 + 27742317777372353535851937790883648493, little-endian.
+    const L: [u8; 32] = [
+        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde,
+        0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+    ];
+    // (R, S + L) satisfies the verification equation as (R, S) does: the classic malleated
+    // twin, which RFC 8032 §5.1.7 requires refusing (S must be < L).
+    let mut twin = sig.clone();
+    let mut carry = 0u16;
+    for i in 0..32 {
+        let sum = twin[32 + i] as u16 + L[i] as u16 + carry;
+        twin[32 + i] = sum as u8;
+        carry = sum >> 8;
+    }
+    assert_eq!(carry, 0);
+    // S = L and S with the top bits set are out of range too.
+    let mut s_is_l = sig.clone();
+    s_is_l[32..].copy_from_slice(&L);
+    let mut high = sig.clone();
+    high[63] |= 0xe0;
+    for bad in [twin, s_is_l, high] {
+        let token = format!("{input}.{}", URL_SAFE_NO_PAD.encode(&bad));
+        assert_eq!(
+            v.verify(&token).await.unwrap_err(),
+            VerifyError::BadSignature
+        );
+    }
 }
