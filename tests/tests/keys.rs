@@ -174,3 +174,43 @@ fn api_learns_rotated_keys_in_the_background() {
     auth.daemon.terminate();
     api.me(&token).expect(200);
 }
+
+/// After a key compromise: `keys revoke KID` removes the key from the table and from every
+/// replica's JWKS within its reload interval, a current key is replaced first, and an unknown
+/// id is refused.
+#[test]
+fn revoked_key_leaves_the_jwks_and_a_new_one_signs() {
+    let auth = Auth::start_with(|s| s.env("LATCHKEY_KEY_RELOAD_INTERVAL", "1"));
+    let s = auth.new_user();
+    let compromised = kid_of(&auth.jwt(&s));
+    let out = auth.tool(&["keys", "revoke", &compromised]);
+    out.assert_success();
+    assert!(out.stdout.contains("new signing key"), "{}", out.stdout);
+    let rows = auth.db.count(&format!(
+        r#"select count(*) from "jwks" where id = '{compromised}'"#
+    ));
+    assert_eq!(rows, 0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let jwks = auth.jwks();
+        let kids: Vec<&str> = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|k| k["kid"].as_str())
+            .collect();
+        if !kids.contains(&compromised.as_str()) {
+            assert_eq!(kids.len(), 1, "{kids:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "revoked key still served: {kids:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_ne!(kid_of(&auth.jwt(&s)), compromised);
+    let out = auth.tool(&["keys", "revoke", "no-such-key"]);
+    assert_ne!(out.code(), Some(0));
+    assert!(out.stderr.contains("no key no-such-key"), "{}", out.stderr);
+}

@@ -58,6 +58,11 @@ enum Command {
 enum KeysCommand {
     /// Retire the current signing key (it stays published for the grace period) and make a new one.
     Rotate,
+    /// Remove a key from the JWKS at once (after a compromise); a current key is replaced first.
+    Revoke {
+        /// The key id (`kid` of its JWTs, `id` in the `jwks` table).
+        kid: String,
+    },
 }
 
 /// The whole program; `main.rs` only calls this.
@@ -102,6 +107,19 @@ pub fn main() -> ExitCode {
                 let keys = Keys::new(pool, &config.secret, config.keys.clone());
                 let kid = keys.rotate().await?;
                 println!("new signing key: {kid}");
+                Ok(())
+            }
+            Some(Command::Keys {
+                action: KeysCommand::Revoke { kid },
+            }) => {
+                let pool = pool(&config)?;
+                migrate::run(&pool).await?;
+                let keys = Keys::new(pool, &config.secret, config.keys.clone());
+                let replacement = keys.revoke(&kid).await?;
+                println!("revoked key {kid}: removed from the JWKS");
+                if let Some(new) = replacement {
+                    println!("new signing key: {new}");
+                }
                 Ok(())
             }
             Some(Command::CheckConfig) => Ok(()),

@@ -214,6 +214,44 @@ impl Keys {
         kid.ok_or_else(|| AuthError::internal("rotation created no key"))
     }
 
+    /// Removes a key from the JWKS at once, after a compromise: tokens it signed stop
+    /// verifying as soon as verifiers refresh (latchkey-api drops keys that vanish). If it is
+    /// a current key, a rotation first makes sure a signing key remains. Returns the new
+    /// signing key's id if one was made; an unknown id is an error.
+    pub(crate) async fn revoke(&self, kid: &str) -> Result<Option<String>, AuthError> {
+        let conn = self.db.conn().await?;
+        let row = conn
+            .opt_row(
+                r#"select ("expiresAt" is null or "expiresAt" > now()) from "jwks" where "id" = $1"#,
+                &[text(&kid)],
+            )
+            .await?;
+        drop(conn);
+        let Some(row) = row else {
+            return Err(AuthError::bad_request(
+                "KEY_NOT_FOUND",
+                format!("no key {kid}"),
+            ));
+        };
+        let current: bool = row.get(0);
+        let replacement = if current {
+            self.change(Change::Always).await?
+        } else {
+            None
+        };
+        let mut conn = self.db.conn().await?;
+        let tx = conn.transaction().await?;
+        tx.exec("select pg_advisory_xact_lock($1)", &[int8(&KEYS_LOCK)])
+            .await?;
+        tx.exec(r#"delete from "jwks" where "id" = $1"#, &[text(&kid)])
+            .await?;
+        tx.commit().await?;
+        drop(conn);
+        tracing::warn!(kid = %kid, "revoked signing key: removed from the JWKS");
+        self.reload().await?;
+        Ok(replacement)
+    }
+
     /// Rotates if automatic rotation is on and the signing key has reached its age.
     pub(crate) async fn rotate_if_due(&self) -> Result<Option<String>, AuthError> {
         let Some(interval) = self.policy.rotation_interval else {
