@@ -59,6 +59,7 @@ impl App {
     pub fn new(config: &Config) -> Result<Self, ConfigError> {
         let mut vc = VerifierConfig::new(&config.jwks_url, &config.issuer, &config.audience);
         vc.refresh_interval = config.jwks_refresh;
+        vc.max_lifetime = Some(config.jwt_max_lifetime);
         vc.extra_roots = config.jwks_ca_file.clone();
         let verifier = Verifier::new(vc).map_err(|e| {
             let setting = if config.jwks_ca_file.is_some() {

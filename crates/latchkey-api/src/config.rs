@@ -19,6 +19,8 @@ pub struct Config {
     pub audience: String,
     pub jwks_refresh: Duration,
     pub jwks_ca_file: Option<PathBuf>,
+    /// Longest token lifetime (`exp − iat`) accepted; tokens without `iat` are refused.
+    pub jwt_max_lifetime: Duration,
     pub revocation: Revocation,
     pub upstream: Option<Upstream>,
     pub upstream_timeout: Duration,
@@ -85,6 +87,10 @@ pub struct Upstream {
 }
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8000";
+/// The auth daemon's own maximum `LATCHKEY_JWT_EXPIRES_IN`: one day.
+const DEFAULT_JWT_MAX_LIFETIME: Duration = Duration::from_secs(86400);
+/// A bound on the bound: a JWT meant to live longer than a year is not an access token.
+const MAX_JWT_MAX_LIFETIME: Duration = Duration::from_secs(365 * 86400);
 
 impl Config {
     pub fn load(src: &Source) -> Result<Self, ConfigError> {
@@ -134,6 +140,18 @@ impl Config {
                     format!("{} is not a readable file", path.display()),
                 ));
             }
+        }
+
+        let jwt_max_lifetime = src.seconds_within(
+            "LATCHKEY_JWT_MAX_LIFETIME",
+            DEFAULT_JWT_MAX_LIFETIME,
+            MAX_JWT_MAX_LIFETIME,
+        )?;
+        if jwt_max_lifetime.is_zero() {
+            return Err(ConfigError::new(
+                "LATCHKEY_JWT_MAX_LIFETIME",
+                "must be at least 1 second",
+            ));
         }
 
         let revocation = match src.get("LATCHKEY_REVOCATION")?.as_deref().map(str::trim) {
@@ -203,6 +221,7 @@ impl Config {
             audience,
             jwks_refresh,
             jwks_ca_file,
+            jwt_max_lifetime,
             revocation,
             upstream,
             upstream_timeout,
@@ -340,6 +359,7 @@ mod tests {
         assert_eq!(c.issuer, "http://127.0.0.1:3000");
         assert_eq!(c.audience, "http://127.0.0.1:3000");
         assert_eq!(c.jwks_refresh, Duration::from_secs(300));
+        assert_eq!(c.jwt_max_lifetime, Duration::from_secs(86400));
         assert!(matches!(c.revocation, Revocation::Off));
         assert!(c.upstream.is_none());
         assert_eq!(c.max_body_bytes, 65536);
@@ -381,6 +401,22 @@ mod tests {
             (
                 &[BA, ("LATCHKEY_JWKS_REFRESH", "0")],
                 "LATCHKEY_JWKS_REFRESH",
+            ),
+            (
+                &[BA, ("LATCHKEY_JWT_MAX_LIFETIME", "0")],
+                "LATCHKEY_JWT_MAX_LIFETIME",
+            ),
+            (
+                &[BA, ("LATCHKEY_JWT_MAX_LIFETIME", "1d")],
+                "LATCHKEY_JWT_MAX_LIFETIME",
+            ),
+            (
+                &[BA, ("LATCHKEY_JWT_MAX_LIFETIME", "-900")],
+                "LATCHKEY_JWT_MAX_LIFETIME",
+            ),
+            (
+                &[BA, ("LATCHKEY_JWT_MAX_LIFETIME", "31536001")],
+                "LATCHKEY_JWT_MAX_LIFETIME",
             ),
             (
                 &[BA, ("LATCHKEY_JWKS_CA_FILE", "/nonexistent")],
@@ -428,6 +464,14 @@ mod tests {
         for (env, setting) in cases {
             assert_eq!(&setting_of(env), setting, "{env:?}");
         }
+    }
+
+    #[test]
+    fn jwt_max_lifetime() {
+        let c = load(&[BA, ("LATCHKEY_JWT_MAX_LIFETIME", " 3600 ")]).unwrap();
+        assert_eq!(c.jwt_max_lifetime, Duration::from_secs(3600));
+        let c = load(&[BA, ("LATCHKEY_JWT_MAX_LIFETIME", "31536000")]).unwrap();
+        assert_eq!(c.jwt_max_lifetime, Duration::from_secs(31536000));
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //! | `LATCHKEY_JWKS_URL` | `<origin>/api/auth/jwks` | http or https |
 //! | `LATCHKEY_JWT_ISSUER` | origin of `BETTER_AUTH_URL` | exact match |
 //! | `LATCHKEY_JWT_AUDIENCE` | origin of `BETTER_AUTH_URL`, else the issuer | |
-//! | `LATCHKEY_JWKS_REFRESH` | `300` (s) | |
+//! | `LATCHKEY_JWKS_REFRESH` | `300` (s) | a successful fetch replaces the key set: a key gone from the JWKS is refused from then on |
+//! | `LATCHKEY_JWT_MAX_LIFETIME` | `86400` (s) | longest `exp − iat` accepted (1 s to 1 year); a token without `iat` is refused |
 //! | `LATCHKEY_JWKS_CA_FILE` | — | extra PEM roots for an https JWKS |
 //! | `LATCHKEY_REVOCATION` | `off` | `session` needs `DATABASE_URL` (secret) |
 //! | `LATCHKEY_REVOCATION_CACHE_TTL` | `5` (s) | 0 disables the cache |
