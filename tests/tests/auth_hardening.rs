@@ -66,3 +66,57 @@ fn answers_with_credentials_are_not_cacheable() {
         assert_eq!(r.header("cache-control"), Some("no-store"), "{path}");
     }
 }
+
+/// Sign-in timing told accounts still on Better-Auth's scrypt hashes (about 3x the work of
+/// argon2id) from unknown emails. With both schemes in the database, every sign-in computes
+/// one verification per scheme: the daemon says so at start, and the CPU time it spends per
+/// attempt is the same for an unknown email, an argon2id account and a scrypt account
+/// (read from /proc, so the machine's other load does not count; bounds are wide).
+#[test]
+fn sign_in_work_does_not_tell_scrypt_accounts_from_unknown_emails() {
+    let mut auth = Auth::start_with(|s| s.env("LATCHKEY_HASH_CONCURRENCY", "1"));
+    let argon = auth.new_user();
+    // An account written by Better-Auth (docs/compatibility.md#passwords test vector).
+    auth.db.execute(
+        r#"INSERT INTO "user" (id, name, email, "emailVerified", "createdAt", "updatedAt")
+             VALUES ('adfLqbvR6x8IZ7rlOyHBvgzyIB1ze5BC', 'Bob', 'bob@example.com', false, now(), now());
+           INSERT INTO account (id, "accountId", "providerId", "userId", password, "createdAt", "updatedAt")
+             VALUES ('acc0000000000000000000000000000a', 'adfLqbvR6x8IZ7rlOyHBvgzyIB1ze5BC', 'credential',
+                     'adfLqbvR6x8IZ7rlOyHBvgzyIB1ze5BC',
+                     'adb3fae70953259d7614bfa09ed21a8b:65f2f44a82ba2250db0f5a26dc34a598ab060c1ed25d68d5cbcee8db8a7943f903b39ecb37659feb68a111f761a76bd29d6571cad35775245ea2a1cee165c00a',
+                     now(), now());"#,
+    );
+    auth.daemon.restart();
+    let log = auth.daemon.log();
+    assert!(log.contains("password schemes in use"), "{log}");
+
+    let pid = auth.daemon.pid().expect("running");
+    let cpu_ticks = || {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+        let fields: Vec<u64> = after_name
+            .split_whitespace()
+            .map(|f| f.parse().unwrap_or(0))
+            .collect();
+        // utime and stime: fields 14 and 15 of the line, 12 and 13 after the name.
+        fields[11] + fields[12]
+    };
+    let mut per_attempt = |email: &str| {
+        let before = cpu_ticks();
+        for _ in 0..6 {
+            auth.sign_in_resp(email, "not the password")
+                .expect_error(401, "INVALID_EMAIL_OR_PASSWORD");
+        }
+        (cpu_ticks() - before) as f64 / 6.0
+    };
+    let unknown = per_attempt(&latchkey_e2e::random_email());
+    let scrypt = per_attempt("bob@example.com");
+    let argon2 = per_attempt(&argon.email());
+    eprintln!("CPU ticks per wrong sign-in: unknown {unknown}, scrypt {scrypt}, argon2id {argon2}");
+    for (what, t) in [("scrypt account", scrypt), ("argon2id account", argon2)] {
+        assert!(
+            t < unknown * 1.6 && unknown < t * 1.6,
+            "{what}: {t} ticks per attempt vs {unknown} for an unknown email"
+        );
+    }
+}

@@ -192,6 +192,7 @@ async fn serve(config: AuthConfig) -> Result<(), AuthError> {
         config.hash_concurrency,
         config.hash_queue_timeout,
     )?;
+    learn_password_schemes(&db, &hasher).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| AuthError::internal(format!("cannot listen on {}: {e}", config.listen)))?;
@@ -233,6 +234,27 @@ async fn serve(config: AuthConfig) -> Result<(), AuthError> {
     shutdown.trigger();
     if !shutdown.drained(WORKER_GRACE).await {
         tracing::warn!("background workers still busy after {WORKER_GRACE:?}; stopping anyway");
+    }
+    Ok(())
+}
+
+/// Every password check pays for each scheme the database holds (password.rs): find them.
+async fn learn_password_schemes(db: &Db, hasher: &Hasher) -> Result<(), AuthError> {
+    let conn = db.conn().await?;
+    let (argon2id, scrypt) = crate::store::password_schemes(&conn).await?;
+    if argon2id {
+        hasher.scheme_in_use(crate::password::HashScheme::Argon2id);
+    }
+    if scrypt {
+        hasher.scheme_in_use(crate::password::HashScheme::Scrypt);
+    }
+    let schemes = hasher.schemes_in_use();
+    if schemes.len() > 1 {
+        tracing::info!(
+            ?schemes,
+            "password schemes in use: each sign-in verifies one hash per scheme, so that \
+             accounts in either scheme and unknown emails take the same time"
+        );
     }
     Ok(())
 }

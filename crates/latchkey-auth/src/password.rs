@@ -5,6 +5,7 @@
 //! in flight; a flood of sign-ins queues here instead of stalling the async workers that serve
 //! get-session and JWKS.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,9 +55,37 @@ struct Inner {
     slots: Arc<Semaphore>,
     /// How long a request may wait for a hashing slot before it is told the server is busy.
     queue_wait: Duration,
-    /// A real hash (in the configured scheme) of a random password: unknown emails verify
-    /// against it so that they cost the same time as a wrong password.
-    decoy: String,
+    /// A real hash of a random password in each scheme: checks against it cost the time of a
+    /// real verification and always fail.
+    decoys: [String; 2],
+    /// Schemes that hashes in the database use (the configured one always): every password
+    /// check computes one verification per scheme in use, the real one and decoys for the
+    /// others, so that unknown emails, argon2id accounts and accounts still on Better-Auth's
+    /// scrypt all cost the same (scrypt takes about three times argon2id here).
+    in_use: [AtomicBool; 2],
+    /// Verifications computed, for the tests of the equalised work.
+    #[cfg(test)]
+    computed: std::sync::atomic::AtomicUsize,
+}
+
+impl HashScheme {
+    fn index(self) -> usize {
+        match self {
+            HashScheme::Argon2id => 0,
+            HashScheme::Scrypt => 1,
+        }
+    }
+
+    const ALL: [HashScheme; 2] = [HashScheme::Argon2id, HashScheme::Scrypt];
+
+    /// The scheme a stored hash is in (by its shape; a malformed one fails later).
+    fn of(stored: &str) -> HashScheme {
+        if stored.starts_with("$argon2") {
+            HashScheme::Argon2id
+        } else {
+            HashScheme::Scrypt
+        }
+    }
 }
 
 impl Hasher {
@@ -66,18 +95,32 @@ impl Hasher {
         queue_wait: Duration,
     ) -> Result<Self, HashError> {
         let random = SecretString::from(crate::ids::random_string(32));
-        let decoy = match scheme {
-            HashScheme::Argon2id => argon2_hash(&random)?,
-            HashScheme::Scrypt => scrypt_hash(&random)?,
-        };
+        let in_use = [AtomicBool::new(false), AtomicBool::new(false)];
+        in_use[scheme.index()].store(true, Ordering::Relaxed);
         Ok(Self {
             inner: Arc::new(Inner {
                 scheme,
                 slots: Arc::new(Semaphore::new(max_in_flight.max(1))),
                 queue_wait,
-                decoy,
+                decoys: [argon2_hash(&random)?, scrypt_hash(&random)?],
+                in_use,
+                #[cfg(test)]
+                computed: Default::default(),
             }),
         })
+    }
+
+    /// Records that stored hashes use `scheme` (found in the database at start-up, or met
+    /// on a sign-in); from then on every check pays for it too.
+    pub(crate) fn scheme_in_use(&self, scheme: HashScheme) {
+        self.inner.in_use[scheme.index()].store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn schemes_in_use(&self) -> Vec<HashScheme> {
+        HashScheme::ALL
+            .into_iter()
+            .filter(|s| self.inner.in_use[s.index()].load(Ordering::Relaxed))
+            .collect()
     }
 
     pub(crate) async fn hash(&self, password: &SecretString) -> Result<String, HashError> {
@@ -95,21 +138,29 @@ impl Hasher {
         password: &SecretString,
         stored: &str,
     ) -> Result<Verdict, HashError> {
-        let scheme = self.inner.scheme;
+        let inner = self.inner.clone();
         let password = password.clone();
         let stored = stored.to_string();
-        self.run(move || verify_blocking(&password, &stored, scheme))
-            .await
+        let kind = HashScheme::of(&stored);
+        self.scheme_in_use(kind);
+        self.run(move || {
+            let verdict = verify_blocking(&password, &stored, inner.scheme);
+            inner.count();
+            inner.decoys_except(Some(kind), &password);
+            verdict
+        })
+        .await
     }
 
-    /// Spends the time of a real verification and always fails.
+    /// Spends the time of a real verification (one per scheme in use) and always fails.
     pub(crate) async fn verify_decoy(&self, password: &SecretString) -> Result<(), HashError> {
-        let decoy = self.inner.decoy.clone();
+        let inner = self.inner.clone();
         let password = password.clone();
-        let scheme = self.inner.scheme;
-        self.run(move || verify_blocking(&password, &decoy, scheme))
-            .await
-            .map(|_| ())
+        self.run(move || {
+            inner.decoys_except(None, &password);
+            Ok(())
+        })
+        .await
     }
 
     async fn run<T: Send + 'static>(
@@ -132,6 +183,24 @@ impl Hasher {
         })
         .await
         .map_err(|e| HashError::Internal(format!("hashing task failed: {e}")))?
+    }
+}
+
+impl Inner {
+    /// Checks `password` against the decoy of every scheme in use but `skip`.
+    fn decoys_except(&self, skip: Option<HashScheme>, password: &SecretString) {
+        for scheme in HashScheme::ALL {
+            if Some(scheme) == skip || !self.in_use[scheme.index()].load(Ordering::Relaxed) {
+                continue;
+            }
+            let _ = verify_blocking(password, &self.decoys[scheme.index()], self.scheme);
+            self.count();
+        }
+    }
+
+    fn count(&self) {
+        #[cfg(test)]
+        self.computed.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -259,6 +328,32 @@ mod tests {
             let verdict = verify_blocking(&pw("x"), stored, HashScheme::Argon2id);
             assert!(verdict.map_or(true, |v| !v.ok), "{stored:?} verified");
         }
+    }
+
+    /// Unknown emails and accounts in either scheme cost one verification per scheme in use.
+    #[tokio::test]
+    async fn every_check_pays_for_every_scheme_in_use() {
+        let h = Hasher::new(HashScheme::Argon2id, 2, Duration::from_secs(10)).unwrap();
+        let computed = || h.inner.computed.load(Ordering::Relaxed);
+        let argon = h.hash(&pw("password123")).await.unwrap();
+        // argon2id alone: one verification each.
+        h.verify_decoy(&pw("x")).await.unwrap();
+        assert_eq!(computed(), 1);
+        assert!(h.verify(&pw("password123"), &argon).await.unwrap().ok);
+        assert_eq!(computed(), 2);
+        assert_eq!(h.schemes_in_use(), [HashScheme::Argon2id]);
+        // A scrypt hash is met (or found at start-up): from now on both, whatever the path.
+        let scrypt = scrypt_hash(&pw("password123")).unwrap();
+        assert!(h.verify(&pw("password123"), &scrypt).await.unwrap().ok);
+        assert_eq!(computed(), 4);
+        assert!(h.verify(&pw("wrong"), &argon).await.map(|v| !v.ok).unwrap());
+        assert_eq!(computed(), 6);
+        h.verify_decoy(&pw("x")).await.unwrap();
+        assert_eq!(computed(), 8);
+        assert_eq!(
+            h.schemes_in_use(),
+            [HashScheme::Argon2id, HashScheme::Scrypt]
+        );
     }
 
     #[tokio::test]

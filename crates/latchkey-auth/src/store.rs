@@ -433,3 +433,16 @@ pub(crate) async fn list_accounts(
         })
         .collect())
 }
+
+/// Which password-hash schemes the stored credentials use: `(argon2id, scrypt)`.
+pub(crate) async fn password_schemes(c: &impl Sql) -> Result<(bool, bool), StoreError> {
+    let row = c
+        .row(
+            r#"select coalesce(bool_or("password" like '$argon2%'), false),
+                      coalesce(bool_or("password" not like '$argon2%'), false)
+               from "account" where "providerId" = 'credential' and "password" is not null"#,
+            &[],
+        )
+        .await?;
+    Ok((row.get(0), row.get(1)))
+}
