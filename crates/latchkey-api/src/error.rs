@@ -18,6 +18,9 @@ pub(crate) enum ApiError {
     RevocationUnavailable,
     NotFound,
     MethodNotAllowed(&'static str),
+    /// Proxy mode: a request target that could resolve outside `LATCHKEY_UPSTREAM`'s path
+    /// (dot segments in any encoding, encoded slashes or backslashes, `*`, ...).
+    InvalidPath,
     PayloadTooLarge,
     BadGateway,
     GatewayTimeout,
@@ -40,6 +43,7 @@ impl ApiError {
             Self::Token(_) | Self::NoSessionId | Self::SessionRevoked => StatusCode::UNAUTHORIZED,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::InvalidPath => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BadGateway => StatusCode::BAD_GATEWAY,
             Self::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -54,6 +58,7 @@ impl ApiError {
             Self::RevocationUnavailable => "REVOCATION_CHECK_UNAVAILABLE",
             Self::NotFound => "NOT_FOUND",
             Self::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
+            Self::InvalidPath => "INVALID_PATH",
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Self::BadGateway => "BAD_GATEWAY",
             Self::GatewayTimeout => "GATEWAY_TIMEOUT",
@@ -68,6 +73,9 @@ impl ApiError {
             Self::RevocationUnavailable => "Session revocation check unavailable",
             Self::NotFound => "Not found",
             Self::MethodNotAllowed(_) => "Method not allowed",
+            Self::InvalidPath => {
+                "Request path refused: dot segments, encoded slashes and backslashes are not proxied"
+            }
             Self::PayloadTooLarge => "Request body too large",
             Self::BadGateway => "Upstream unavailable",
             Self::GatewayTimeout => "Upstream timed out",

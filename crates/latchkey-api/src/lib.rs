@@ -32,6 +32,16 @@
 //!   proxied bodies: by `Content-Length` up front, and while streaming for chunked ones
 //!   (both 413). Streaming is kept: nothing is buffered either way.
 //! * WebSocket/`Upgrade` is not proxied (hop-by-hop headers are stripped).
+//! * Proxied request targets are forwarded exactly as sent (never re-encoded or normalised),
+//!   so what could reach the upstream is refused instead, `400 INVALID_PATH`: any dot
+//!   segment (`.`, `..`, `...`, in any percent-encoding or case, double-encoded, with `;`
+//!   parameters as in `..;/`, with trailing spaces, as overlong UTF-8 or fullwidth dots), any
+//!   backslash, any encoded slash or backslash (`%2F`, `%5C`, `%252F`: also inside a segment,
+//!   `/files/a%2Fb`, since an upstream that decodes before routing sees two segments), control
+//!   characters (`%00`), and targets that are not a path (`*`, so `OPTIONS *` is not proxied;
+//!   authority-form). `CONNECT` and `TRACE`/`TRACK` are `405`. Other encodings pass untouched
+//!   (`%20`, `%C3%A9`, `%25`), as do dots inside names (`a..b`, `.well-known`) and anything in
+//!   the query string.
 //! * With revocation on, a revoked session keeps working for up to the cache TTL.
 //! * CORS covers `/api/me`, `/auth/verify` and, in proxy mode, every proxied path. Preflights
 //!   (`OPTIONS` with `Origin` and `Access-Control-Request-Method`) are answered before

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, HOST};
-use http::{Request, Response, Uri, Version};
+use http::{Method, Request, Response, Uri, Version};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use latchkey_core::http::{Body, BoxError, HttpResponse};
@@ -28,6 +28,9 @@ const HOP_BY_HOP: &[&str] = &[
     "transfer-encoding",
     "upgrade",
 ];
+
+/// The `Allow` header of a 405 for CONNECT or TRACE: what the proxy forwards.
+pub(crate) const PROXY_ALLOW: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
 
 pub(crate) struct Proxy {
     client: HttpsClient<Body>,
@@ -69,10 +72,7 @@ impl Proxy {
         claims: Option<&Claims>,
     ) -> Result<HttpResponse, ApiError> {
         let (mut parts, body) = req.into_parts();
-        if has_dot_segment(parts.uri.path()) {
-            // The upstream would resolve `..` and could escape LATCHKEY_UPSTREAM's prefix.
-            return Err(ApiError::NotFound);
-        }
+        check_target(&parts.method, &parts.uri)?;
         if parts.headers.contains_key(http::header::TRANSFER_ENCODING) {
             // With both, Content-Length is stale (RFC 9112 §6.3); the body is re-framed anyway.
             parts.headers.remove(CONTENT_LENGTH);
@@ -220,12 +220,129 @@ pub(crate) fn identity_headers(claims: &Claims, with_name: bool) -> Vec<(HeaderN
     out
 }
 
-/// Does the path contain a `.` or `..` segment, literally or percent-encoded?
-fn has_dot_segment(path: &str) -> bool {
-    path.split('/').any(|seg| {
-        let lower = seg.to_ascii_lowercase().replace("%2e", ".");
-        lower == "." || lower == ".."
-    })
+/// Refuses what must not reach the upstream: CONNECT and TRACE (TRACK), and any request
+/// target but an origin-form path that [`path_is_safe`] accepts (`*` and authority-form
+/// included). The path is forwarded exactly as sent, so the upstream's own decoding cannot
+/// differ from what was checked in a way that matters: whatever it decodes, it finds no dot
+/// segment and no separator that was not a literal `/` here.
+pub(crate) fn check_target(method: &Method, uri: &Uri) -> Result<(), ApiError> {
+    let name = method.as_str();
+    if ["CONNECT", "TRACE", "TRACK"]
+        .iter()
+        .any(|m| name.eq_ignore_ascii_case(m))
+    {
+        return Err(ApiError::MethodNotAllowed(PROXY_ALLOW));
+    }
+    if !path_is_safe(uri.path()) {
+        // The upstream would resolve `..` (or take `%2f`, `\` for `/`) and could leave
+        // LATCHKEY_UPSTREAM's prefix.
+        return Err(ApiError::InvalidPath);
+    }
+    Ok(())
+}
+
+/// Layers of percent-encoding looked through: `%252e` is `%2e` after one, `.` after two. A
+/// path still changing after that many is refused.
+const DECODE_LAYERS: usize = 4;
+
+/// Is `path` (origin-form, as sent) free of everything an upstream could resolve to a
+/// different place than it reads? Checked on the path as sent and on each layer of
+/// percent-decoding of it (an upstream, or a framework behind it, may decode more than once):
+/// * it starts with `/`, has no backslash (a separator to Windows, IIS and some frameworks);
+/// * no encoded slash or backslash (`%2f`, `%5c`, any case): refused even inside a segment
+///   (`/files/a%2Fb`), since an upstream that decodes before routing would see two segments;
+/// * no dot segment: a segment that, cut at its first `;` (Tomcat's path parameters,
+///   `..;/`) and stripped of trailing spaces and tabs (Windows), is nothing but dots, `.`
+///   and `..` as well as `...`; the fullwidth and other Unicode dot look-alikes that NFKC
+///   folds to `.` count as dots;
+/// * no control character (`%00` truncates paths in C code) and no overlong UTF-8 (`%c0%ae`
+///   is a `.` to lenient decoders).
+///
+/// Everything else is allowed and forwarded untouched: `%20`, `%41`, `%3b`, `..` inside a
+/// name (`a..b`), `.well-known`, a query string with anything in it.
+pub(crate) fn path_is_safe(path: &str) -> bool {
+    if !path.starts_with('/') {
+        return false;
+    }
+    let mut layer = path.as_bytes().to_vec();
+    for _ in 0..=DECODE_LAYERS {
+        if !layer_is_safe(&layer) {
+            return false;
+        }
+        let decoded = percent_decode(&layer);
+        if decoded == layer {
+            return true;
+        }
+        layer = decoded;
+    }
+    false
+}
+
+fn layer_is_safe(bytes: &[u8]) -> bool {
+    if bytes.contains(&b'\\') || bytes.iter().any(|&b| b < 0x20 || b == 0x7f) {
+        return false;
+    }
+    if has_overlong_utf8(bytes) {
+        return false;
+    }
+    let lower = bytes.to_ascii_lowercase();
+    if lower.windows(3).any(|w| w == b"%2f" || w == b"%5c") {
+        return false;
+    }
+    !bytes.split(|&b| b == b'/').any(is_dot_segment)
+}
+
+/// The UTF-8 forms of characters that Unicode normalisation (NFKC) turns into `.`: U+2024
+/// ONE DOT LEADER, U+FE52 SMALL FULL STOP, U+FF0E FULLWIDTH FULL STOP.
+const DOT_LOOKALIKES: &[&[u8]] = &[b"\xe2\x80\xa4", b"\xef\xb9\x92", b"\xef\xbc\x8e"];
+
+fn is_dot_segment(segment: &[u8]) -> bool {
+    let cut = segment.split(|&b| b == b';').next().unwrap_or_default();
+    let mut rest = cut;
+    while let [head @ .., b' ' | b'\t'] = rest {
+        rest = head;
+    }
+    if rest.is_empty() {
+        return false;
+    }
+    while !rest.is_empty() {
+        if let Some(tail) = rest.strip_prefix(b".") {
+            rest = tail;
+        } else if let Some(tail) = DOT_LOOKALIKES.iter().find_map(|d| rest.strip_prefix(*d)) {
+            rest = tail;
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
+/// Bytes no valid UTF-8 contains that old decoders took for ASCII: `C0`/`C1` leads (two-byte
+/// overlong forms, `%c0%ae` = `.`, `%c0%af` = `/`), `E0 80..9F` and `F0 80..8F`.
+fn has_overlong_utf8(bytes: &[u8]) -> bool {
+    bytes.iter().any(|&b| b == 0xc0 || b == 0xc1)
+        || bytes
+            .windows(2)
+            .any(|w| matches!(w, [0xe0, 0x80..=0x9f] | [0xf0, 0x80..=0x8f]))
+}
+
+/// One layer of `%XX` decoding; a `%` not followed by two hex digits stays as it is.
+fn percent_decode(bytes: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    out
 }
 
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
@@ -409,12 +526,120 @@ mod tests {
     }
 
     #[test]
-    fn dot_segments() {
-        for bad in ["/../admin", "/a/./b", "/a/%2e%2E/b", "/.."] {
-            assert!(has_dot_segment(bad), "{bad}");
+    fn paths_that_could_leave_the_prefix_are_refused() {
+        for bad in [
+            // dot segments, literal and percent-encoded in any case and mix
+            "/../admin",
+            "/a/./b",
+            "/a/..",
+            "/a/.",
+            "/..",
+            "/.",
+            "/a/%2e%2E/b",
+            "/%2e%2e/admin",
+            "/.%2e/admin",
+            "/%2e./admin",
+            "/%2E/admin",
+            // with path parameters (Tomcat: `..;/`)
+            "/..;/admin",
+            "/..;jsessionid=x/admin",
+            "/.;/admin",
+            "/%2e%2e;x/admin",
+            "/..%3b/admin",
+            // encoded separators, with or without dots
+            "/..%2fadmin",
+            "/..%2Fadmin",
+            "/%2e%2e%2fadmin",
+            "/a%2f..%2f..%2fadmin",
+            "/..%5cadmin",
+            "/..%5Cadmin",
+            "/files/a%2Fb",
+            "/files/a%5cb",
+            // backslashes
+            "/..\\admin",
+            "/a\\b",
+            // double (and deeper) encoding
+            "/%252e%252e/admin",
+            "/%252e%252e%252fadmin",
+            "/a%252Fb",
+            "/%25252e%25252e/admin",
+            "/%%32f",
+            // Windows trailing dots and spaces, and dot runs
+            "/.../admin",
+            "/..%20/admin",
+            "/..%09/admin",
+            "/.. ;/admin",
+            // control characters and overlong or look-alike dots
+            "/..%00/admin",
+            "/a%00.html",
+            "/a%0d%0aX-Injected:%201",
+            "/%c0%ae%c0%ae/admin",
+            "/%c0%af",
+            "/%e0%80%ae%e0%80%ae/admin",
+            "/%ef%bc%8e%ef%bc%8e/admin",
+            "/\u{ff0e}\u{ff0e}/admin",
+            "/%e2%80%a4%e2%80%a4/admin",
+            // not an origin-form path
+            "*",
+            "",
+            "admin",
+            // decoding that does not settle
+            "/%2525252525252e",
+        ] {
+            assert!(!path_is_safe(bad), "{bad:?} accepted");
         }
-        for ok in ["/", "/a/b", "/a..b/c", "/.well-known/x"] {
-            assert!(!has_dot_segment(ok), "{ok}");
+        for ok in [
+            "/",
+            "/a/b",
+            "/a..b/c",
+            "/..a/b",
+            "/a../b",
+            "/.well-known/x",
+            "/.hidden",
+            "/a/...b",
+            "/a%20b/c",
+            "/%41%42",
+            "/a;x=1/b",
+            "/a%3bb",
+            "/caf%C3%A9",
+            "/%E2%82%AC",
+            "/100%25",
+            "/50%",
+            "/%zz",
+            "//double//slashes",
+            "/a/b/",
+        ] {
+            assert!(path_is_safe(ok), "{ok:?} refused");
         }
+    }
+
+    #[test]
+    fn methods_and_targets() {
+        let target = |t: &str| t.parse::<Uri>().unwrap();
+        for m in ["CONNECT", "TRACE", "TRACK", "connect", "trace"] {
+            let m = Method::from_bytes(m.as_bytes()).unwrap();
+            assert_eq!(
+                check_target(&m, &target("/x")),
+                Err(ApiError::MethodNotAllowed(PROXY_ALLOW)),
+                "{m}"
+            );
+        }
+        assert_eq!(
+            check_target(&Method::OPTIONS, &target("*")),
+            Err(ApiError::InvalidPath)
+        );
+        assert_eq!(
+            check_target(&Method::GET, &target("example.com:443")),
+            Err(ApiError::InvalidPath)
+        );
+        assert_eq!(
+            check_target(&Method::GET, &target("http://other.example/../x")),
+            Err(ApiError::InvalidPath)
+        );
+        for m in [Method::GET, Method::POST, Method::DELETE, Method::OPTIONS] {
+            assert_eq!(check_target(&m, &target("/x?y=../../z&w=%2f")), Ok(()));
+        }
+        let propfind = Method::from_bytes(b"PROPFIND").unwrap();
+        assert_eq!(check_target(&propfind, &target("/dav/")), Ok(()));
     }
 }
