@@ -429,6 +429,23 @@ pub fn raw_exchange(port: u16, head: &str, body: Vec<u8>) -> Vec<u8> {
     out
 }
 
+/// As [`raw_exchange`], but the client closes its sending side (a TCP half-close, FIN) right
+/// after the body: a body shorter than its `Content-Length` is then cut off for the server,
+/// which can still answer.
+pub fn raw_exchange_then_close(port: u16, head: &str, body: Vec<u8>) -> Vec<u8> {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(&body);
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out);
+    out
+}
+
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }

@@ -3,7 +3,7 @@
 //! backslashes, `*`, CONNECT and TRACE. Sent byte for byte over raw sockets (an HTTP client
 //! library would normalise them first); the echo upstream records what reaches it.
 
-use latchkey_e2e::http::{raw_exchange, raw_status};
+use latchkey_e2e::http::{raw_exchange, raw_exchange_then_close, raw_status};
 use latchkey_e2e::stack::{Api, Auth};
 use latchkey_e2e::Upstream;
 use serde_json::Value;
@@ -220,4 +220,140 @@ fn ordinary_paths_are_forwarded_as_sent() {
         assert_eq!(v["target"], format!("/app{target}"), "{target}");
     }
     assert_eq!(f.upstream.received().len(), cases.len());
+}
+
+/// The body of a chunked or plain response, from its raw bytes.
+fn body_of(raw: &[u8]) -> Vec<u8> {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(raw.len(), |i| i + 4);
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    if head.contains("transfer-encoding: chunked") {
+        dechunk(&raw[split..])
+    } else {
+        raw[split..].to_vec()
+    }
+}
+
+/// A malformed body from the client is the client's error: 400 `INVALID_BODY`, logged below
+/// WARN, never a 502 "upstream request failed". A real upstream failure still is one.
+#[test]
+fn malformed_client_bodies_are_400_not_502() {
+    let auth = Auth::start();
+    let session = auth.new_user();
+    let token = auth.jwt(&session);
+    let upstream = Upstream::start();
+    let api = Api::start_with(&auth.url(), |s| {
+        s.env("LATCHKEY_UPSTREAM", upstream.url())
+            .env("LATCHKEY_LOG", "info,latchkey_api=debug")
+    });
+    let port = api.daemon.port();
+    let head = |framing: &str| {
+        format!(
+            "POST /upload HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer {token}\r\n\
+             content-type: application/octet-stream\r\n{framing}\r\n"
+        )
+    };
+    let chunked = head("transfer-encoding: chunked\r\n");
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "chunk size not hex",
+            raw_exchange(
+                port,
+                &chunked,
+                b"5\r\nhello\r\nZZ\r\nxx\r\n0\r\n\r\n".to_vec(),
+            ),
+        ),
+        (
+            "chunk size overflowing",
+            raw_exchange(
+                port,
+                &chunked,
+                b"5\r\nhello\r\nffffffffffffffffff\r\nxx\r\n0\r\n\r\n".to_vec(),
+            ),
+        ),
+        (
+            "chunk data not followed by CRLF",
+            raw_exchange(
+                port,
+                &chunked,
+                b"5\r\nhelloXX3\r\nabc\r\n0\r\n\r\n".to_vec(),
+            ),
+        ),
+        (
+            "chunked body cut off by a close",
+            raw_exchange_then_close(port, &chunked, b"5\r\nhello\r\n10\r\nonly-a-bit".to_vec()),
+        ),
+        (
+            "body shorter than its Content-Length, then a close",
+            raw_exchange_then_close(
+                port,
+                &head("content-length: 100\r\n"),
+                b"only ten b".to_vec(),
+            ),
+        ),
+    ];
+    for (what, raw) in &cases {
+        assert_eq!(
+            raw_status(raw),
+            Some(400),
+            "{what}: {}",
+            String::from_utf8_lossy(raw)
+        );
+        assert_eq!(
+            json_code(&body_of(raw)).as_deref(),
+            Some("INVALID_BODY"),
+            "{what}: {}",
+            String::from_utf8_lossy(raw)
+        );
+    }
+    let log = api.daemon.log();
+    assert!(
+        !log.contains("upstream request failed") && !log.contains("WARN"),
+        "client errors logged as upstream failures:\n{log}"
+    );
+    assert!(log.contains("client request body failed"), "{log}");
+    // A well-formed request still goes through on a new connection.
+    let ok = raw_exchange(port, &head("content-length: 5\r\n"), b"hello".to_vec());
+    assert_eq!(
+        raw_status(&ok),
+        Some(200),
+        "{}",
+        String::from_utf8_lossy(&ok)
+    );
+    drop(api);
+
+    // An upstream that reads the request and hangs up without answering is the upstream's
+    // failure: 502, and a WARN.
+    let rude = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let rude_port = rude.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        use std::io::{BufRead, BufReader};
+        for conn in rude.incoming() {
+            let Ok(conn) = conn else { continue };
+            let mut reader = BufReader::new(conn);
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                line.clear();
+            }
+        }
+    });
+    let api = Api::start_with(&auth.url(), |s| {
+        s.env("LATCHKEY_UPSTREAM", format!("http://127.0.0.1:{rude_port}"))
+    });
+    let raw = raw_exchange(
+        api.daemon.port(),
+        &head("content-length: 5\r\nconnection: close\r\n"),
+        b"hello".to_vec(),
+    );
+    assert_eq!(
+        raw_status(&raw),
+        Some(502),
+        "{}",
+        String::from_utf8_lossy(&raw)
+    );
+    assert_eq!(json_code(&body_of(&raw)).as_deref(), Some("BAD_GATEWAY"));
+    let log = api.daemon.log();
+    assert!(log.contains("upstream request failed"), "{log}");
 }

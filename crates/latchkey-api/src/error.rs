@@ -21,6 +21,9 @@ pub(crate) enum ApiError {
     /// Proxy mode: a request target that could resolve outside `LATCHKEY_UPSTREAM`'s path
     /// (dot segments in any encoding, encoded slashes or backslashes, `*`, ...).
     InvalidPath,
+    /// Proxy mode: the client's request body broke off or was malformed (bad chunked
+    /// framing, fewer bytes than its `Content-Length`).
+    InvalidBody,
     PayloadTooLarge,
     BadGateway,
     GatewayTimeout,
@@ -43,7 +46,7 @@ impl ApiError {
             Self::Token(_) | Self::NoSessionId | Self::SessionRevoked => StatusCode::UNAUTHORIZED,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            Self::InvalidPath => StatusCode::BAD_REQUEST,
+            Self::InvalidPath | Self::InvalidBody => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BadGateway => StatusCode::BAD_GATEWAY,
             Self::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -59,6 +62,7 @@ impl ApiError {
             Self::NotFound => "NOT_FOUND",
             Self::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
             Self::InvalidPath => "INVALID_PATH",
+            Self::InvalidBody => "INVALID_BODY",
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Self::BadGateway => "BAD_GATEWAY",
             Self::GatewayTimeout => "GATEWAY_TIMEOUT",
@@ -76,6 +80,7 @@ impl ApiError {
             Self::InvalidPath => {
                 "Request path refused: dot segments, encoded slashes and backslashes are not proxied"
             }
+            Self::InvalidBody => "The request body is malformed or incomplete",
             Self::PayloadTooLarge => "Request body too large",
             Self::BadGateway => "Upstream unavailable",
             Self::GatewayTimeout => "Upstream timed out",

@@ -30,7 +30,10 @@
 //!   only `/healthz`, `/readyz` and `/auth/verify` stay local.
 //! * The local routes never read a request body, so `LATCHKEY_MAX_BODY_BYTES` only limits
 //!   proxied bodies: by `Content-Length` up front, and while streaming for chunked ones
-//!   (both 413). Streaming is kept: nothing is buffered either way.
+//!   (both 413). Streaming is kept: nothing is buffered either way. A client body that
+//!   breaks off or is malformed (bad chunked framing, fewer bytes than its `Content-Length`
+//!   before a close) is the client's error: `400 INVALID_BODY`, logged at debug; only a
+//!   failure of the upstream connection is a `502` and a WARN.
 //! * WebSocket/`Upgrade` is not proxied (hop-by-hop headers are stripped).
 //! * Proxied request targets are forwarded exactly as sent (never re-encoded or normalised),
 //!   so what could reach the upstream is refused instead, `400 INVALID_PATH`: any dot

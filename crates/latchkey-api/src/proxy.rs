@@ -97,10 +97,13 @@ impl Proxy {
         parts.uri = uri;
         // The client pool speaks HTTP/1.1 to the upstream whatever the client used with us.
         parts.version = Version::HTTP_11;
+        // Errors of the client's body are marked, so that they are not taken for the
+        // upstream's: the request breaks off either way, but only one is the client's fault.
+        let body = body.map_err(|e| BoxError::from(ClientBodyError(e)));
         let body: Body = if self.max_body > 0 {
             Limited::new(body, self.max_body as usize).boxed()
         } else {
-            body.map_err(BoxError::from).boxed()
+            body.boxed()
         };
         let request = Request::from_parts(parts, body);
 
@@ -108,8 +111,17 @@ impl Proxy {
         {
             Err(_) => return Err(ApiError::GatewayTimeout),
             Ok(Err(e)) => {
-                if caused_by_length_limit(&e) {
+                if caused_by::<LengthLimitError>(&e) {
                     return Err(ApiError::PayloadTooLarge);
+                }
+                if caused_by::<ClientBodyError>(&e) {
+                    // A malformed chunk, a body shorter than its Content-Length then a close:
+                    // the client's doing, nothing wrong with the upstream.
+                    tracing::debug!(
+                        "client request body failed: {}",
+                        latchkey_core::error_chain(&e)
+                    );
+                    return Err(ApiError::InvalidBody);
                 }
                 tracing::warn!(
                     "upstream request failed: {}",
@@ -362,10 +374,28 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-fn caused_by_length_limit(e: &(dyn std::error::Error + 'static)) -> bool {
+/// An error reading the client's request body (bad chunked framing, a connection closed
+/// before `Content-Length` bytes), as opposed to one of the upstream connection.
+#[derive(Debug)]
+struct ClientBodyError(hyper::Error);
+
+impl std::fmt::Display for ClientBodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("reading the client's request body")
+    }
+}
+
+impl std::error::Error for ClientBodyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+/// Is an error of type `T` anywhere in the chain of `e`?
+fn caused_by<T: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(c) = cause {
-        if c.is::<LengthLimitError>() {
+        if c.is::<T>() {
             return true;
         }
         cause = c.source();
