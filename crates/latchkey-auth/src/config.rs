@@ -53,6 +53,9 @@ pub(crate) struct AuthConfig {
     pub(crate) db_pool_size: usize,
     /// Bound on every database call (`LATCHKEY_DB_TIMEOUT`); past it the answer is a 503.
     pub(crate) db_timeout: Duration,
+    /// Pooled connections unused this long are closed (`LATCHKEY_DB_IDLE_TIMEOUT`; 0 keeps
+    /// them).
+    pub(crate) db_idle_timeout: Duration,
     pub(crate) rate_limit: RateLimitPolicy,
 }
 
@@ -239,6 +242,11 @@ impl AuthConfig {
                 "must be at least 1 second",
             ));
         }
+        let db_idle_timeout = src.seconds_within(
+            "LATCHKEY_DB_IDLE_TIMEOUT",
+            Duration::from_secs(300),
+            TEN_YEARS,
+        )?;
         let rate_limit = RateLimitPolicy {
             enabled: src.bool_or("LATCHKEY_RATE_LIMIT", true)?,
             credential: Limit {
@@ -295,6 +303,7 @@ impl AuthConfig {
             hash_queue_timeout,
             db_pool_size,
             db_timeout,
+            db_idle_timeout,
             rate_limit,
         })
     }

@@ -211,6 +211,14 @@ async fn serve(config: AuthConfig) -> Result<(), AuthError> {
     let shutdown = Shutdown::new();
     tokio::spawn(keys.maintain(shutdown.signal()));
     tokio::spawn(purge_rate_limits(state.clone(), shutdown.signal()));
+    if !state.config.db_idle_timeout.is_zero() {
+        tokio::spawn(
+            state
+                .db
+                .clone()
+                .release_idle_connections(state.config.db_idle_timeout, shutdown.signal()),
+        );
+    }
     tracing::info!(
         listen = %state.config.listen,
         url = %state.config.base_url,

@@ -111,6 +111,31 @@ impl Db {
         })
     }
 
+    /// Closes pooled connections unused for `idle`; returns how many. Poolers and managed
+    /// Postgres count every open connection against a small limit (and Neon suspends a
+    /// compute only when none is left), so a quiet replica should not sit on its pool.
+    pub fn release_idle(&self, idle: Duration) -> usize {
+        self.pool
+            .retain(|_, metrics| metrics.last_used() < idle)
+            .removed
+            .len()
+    }
+
+    /// Runs [`Db::release_idle`] until the shutdown, checking a few times per `idle`.
+    pub async fn release_idle_connections(
+        self,
+        idle: Duration,
+        mut shutdown: crate::shutdown::ShutdownSignal,
+    ) {
+        let every = (idle / 4).max(Duration::from_secs(1));
+        while shutdown.sleep(every).await {
+            let closed = self.release_idle(idle);
+            if closed > 0 {
+                tracing::debug!(closed, "closed idle database connections");
+            }
+        }
+    }
+
     /// The pool's state, for readiness and metrics.
     pub fn status(&self) -> deadpool_postgres::Status {
         self.pool.status()
