@@ -24,6 +24,10 @@ pub struct Cluster {
 
 static CLUSTER: OnceLock<Cluster> = OnceLock::new();
 
+/// A role that must log in with a password (SCRAM-SHA-256) over TLS (`hostssl` only).
+pub const SCRAM_USER: &str = "scram_user";
+pub const SCRAM_PASSWORD: &str = "scram-pw-0123";
+
 /// The process-wide cluster, started on first use.
 pub fn cluster() -> &'static Cluster {
     CLUSTER.get_or_init(Cluster::start)
@@ -143,6 +147,16 @@ impl Cluster {
             );
         }
 
+        // One role logs in with a password (SCRAM-SHA-256) over TLS only, for the tests of
+        // channel binding; every other connection is trusted.
+        let hba = data.join("pg_hba.conf");
+        let rules = std::fs::read_to_string(&hba).expect("pg_hba.conf");
+        std::fs::write(
+            &hba,
+            format!("hostssl all {SCRAM_USER} 127.0.0.1/32 scram-sha-256\n{rules}"),
+        )
+        .expect("cannot write pg_hba.conf");
+
         // TLS alongside plaintext, so that tests can connect with sslmode=verify-full.
         let ssl_cert = match crate::tls::TestCert::localhost(&dir.join("ssl")) {
             Ok(cert) => {
@@ -208,6 +222,7 @@ impl Cluster {
             };
             match cluster.wait_ready(Duration::from_secs(30)) {
                 Ok(()) => {
+                    cluster.create_scram_role();
                     // SAFETY: registering a plain extern "C" fn.
                     unsafe { libc::atexit(stop_cluster_at_exit) };
                     return cluster;
@@ -252,6 +267,16 @@ impl Cluster {
     pub fn restart(&self) {
         self.stop();
         self.start_again();
+    }
+
+    fn create_scram_role(&self) {
+        if let Ok(mut admin) =
+            postgres::Client::connect(&self.admin_conninfo("postgres"), postgres::NoTls)
+        {
+            let _ = admin.batch_execute(&format!(
+                "CREATE ROLE {SCRAM_USER} LOGIN SUPERUSER PASSWORD '{SCRAM_PASSWORD}'"
+            ));
+        }
     }
 
     /// The CA to verify the server with, when it serves TLS.

@@ -101,7 +101,7 @@ fn sign_in_work_does_not_tell_scrypt_accounts_from_unknown_emails() {
         // utime and stime: fields 14 and 15 of the line, 12 and 13 after the name.
         fields[11] + fields[12]
     };
-    let mut per_attempt = |email: &str| {
+    let per_attempt = |email: &str| {
         let before = cpu_ticks();
         for _ in 0..6 {
             auth.sign_in_resp(email, "not the password")

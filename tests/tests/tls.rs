@@ -115,3 +115,88 @@ fn postgres_over_verified_tls() {
     );
     assert_eq!(plain, 0, "the daemon also opened plaintext connections");
 }
+
+fn db_name(spec: &latchkey_e2e::DaemonSpec) -> String {
+    spec.env
+        .iter()
+        .find(|(k, _)| k == "DATABASE_URL")
+        .and_then(|(_, v)| v.rsplit('/').next().map(str::to_string))
+        .expect("DATABASE_URL")
+}
+
+/// SCRAM-SHA-256-PLUS: `channel_binding=require`, as some providers' connection strings have
+/// it, binds the password exchange to the TLS session (it failed with "server did not use
+/// channel binding" before: the connector offered no binding data).
+#[test]
+fn postgres_with_channel_binding_required() {
+    let ca = cluster().ssl_ca().expect("TLS cluster").to_path_buf();
+    let auth = Auth::start_with(|mut s| {
+        let url = format!(
+            "postgres://{}:{}@localhost:{}/{}?sslmode=verify-full&sslrootcert={}&channel_binding=require",
+            latchkey_e2e::pg::SCRAM_USER,
+            latchkey_e2e::pg::SCRAM_PASSWORD,
+            cluster().port,
+            db_name(&s),
+            ca.display()
+        );
+        s.set_env("DATABASE_URL", url);
+        s
+    });
+    auth.new_user();
+    let scram = auth.db.count(&format!(
+        "select count(*) from pg_stat_ssl s join pg_stat_activity a using (pid)
+         where a.datname = current_database() and s.ssl and a.usename = '{}'",
+        latchkey_e2e::pg::SCRAM_USER
+    ));
+    assert!(scram > 0, "no TLS connection of the SCRAM role");
+}
+
+/// The key=value form takes libpq's TLS keys; `verify-ca` checks the chain without the host
+/// name (reaching the server by a name its certificate does not carry), `verify-full` refuses
+/// that name and says what to do; an unknown issuer names the host and `sslrootcert`.
+#[test]
+fn postgres_tls_modes_in_the_key_value_form_and_their_errors() {
+    let ca = cluster().ssl_ca().expect("TLS cluster").to_path_buf();
+    let db = cluster().create_db();
+    let conninfo = |mode: &str, root: bool| {
+        let mut s = format!(
+            "host=db.wrong-name.test hostaddr=127.0.0.1 port={} user=postgres dbname='{}' sslmode={mode}",
+            cluster().port,
+            db.name
+        );
+        if root {
+            s.push_str(&format!(" sslrootcert='{}'", ca.display()));
+        }
+        s
+    };
+    let migrate = |url: String| {
+        let env = vec![
+            ("DATABASE_URL".to_string(), url),
+            ("BETTER_AUTH_SECRET".to_string(), "k".repeat(40)),
+        ];
+        latchkey_e2e::run_tool("latchkey-auth", &["migrate"], &env)
+    };
+    migrate(conninfo("verify-ca", true)).assert_success();
+    assert_eq!(
+        db.count("select count(*) from information_schema.tables where table_name = 'session'"),
+        1,
+        "verify-ca connected and migrated"
+    );
+
+    let out = migrate(conninfo("verify-full", true));
+    assert_ne!(out.code(), Some(0));
+    assert!(
+        out.stderr
+            .contains("not valid for the name db.wrong-name.test")
+            && out.stderr.contains("verify-ca"),
+        "{}",
+        out.stderr
+    );
+    let out = migrate(conninfo("require", false));
+    assert_ne!(out.code(), Some(0));
+    assert!(
+        out.stderr.contains("db.wrong-name.test") && out.stderr.contains("sslrootcert="),
+        "{}",
+        out.stderr
+    );
+}

@@ -12,6 +12,7 @@ pub mod http_client;
 pub mod log;
 pub mod notify;
 pub mod origins;
+pub mod pgtls;
 pub mod process;
 pub mod server;
 pub mod shutdown;

@@ -27,8 +27,12 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, Conf
     Ok(Arc::new(config))
 }
 
-/// Client config for Postgres: the given CA bundle, or the Mozilla roots.
-pub fn postgres_client_config(root_cert: Option<&str>) -> Result<rustls::ClientConfig, String> {
+/// Client config for Postgres: the given CA bundle, or the Mozilla roots. `verify_host: false`
+/// is libpq's `verify-ca`: the chain is checked, the host name is not.
+pub fn postgres_client_config(
+    root_cert: Option<&str>,
+    verify_host: bool,
+) -> Result<rustls::ClientConfig, String> {
     let mut roots = rustls::RootCertStore::empty();
     match root_cert {
         Some(path) => {
@@ -40,11 +44,24 @@ pub fn postgres_client_config(root_cert: Option<&str>) -> Result<rustls::ClientC
         }
         None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
     }
-    Ok(rustls::ClientConfig::builder_with_provider(provider())
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
+        .map_err(|e| e.to_string())?;
+    let config = if verify_host {
+        builder.with_root_certificates(roots).with_no_client_auth()
+    } else {
+        let chain = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider(),
+        )
+        .build()
+        .map_err(|e| e.to_string())?;
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(crate::pgtls::ChainOnly(chain)))
+            .with_no_client_auth()
+    };
+    Ok(config)
 }
 
 /// Client config for outgoing HTTPS (JWKS fetches): the Mozilla roots plus an optional bundle.
