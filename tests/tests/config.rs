@@ -386,6 +386,61 @@ fn credentials_directory_and_toml_config_file() {
     assert_eq!(out.code(), Some(2), "{out:?}");
     assert!(all_output(&out).contains("BETTER_AUTH_SECRET"), "{out:?}");
     assert!(!all_output(&out).contains(&secret));
+    // So is the `latchkey_`-prefixed spelling.
+    std::fs::write(
+        &toml,
+        format!("latchkey_better_auth_secret = \"{secret}\"\n"),
+    )
+    .unwrap();
+    let out = run_tool(
+        "latchkey-auth",
+        &["--config", &toml.display().to_string(), "check-config"],
+        &[("CREDENTIALS_DIRECTORY".into(), dir.display().to_string())],
+    );
+    assert_eq!(out.code(), Some(2), "{out:?}");
+    assert!(all_output(&out).contains("BETTER_AUTH_SECRET"), "{out:?}");
+    assert!(!all_output(&out).contains(&secret));
+
+    // A typo in the file or the environment is refused, naming the setting it resembles
+    // (it used to be ignored: "configuration ok" with the default in force).
+    std::fs::write(&toml, "jwt_expire_in = 60\n").unwrap();
+    let out = run_tool(
+        "latchkey-auth",
+        &["--config", &toml.display().to_string(), "check-config"],
+        &[("CREDENTIALS_DIRECTORY".into(), dir.display().to_string())],
+    );
+    assert_eq!(out.code(), Some(2), "{out:?}");
+    assert!(
+        all_output(&out).contains("jwt_expire_in")
+            && all_output(&out).contains("did you mean LATCHKEY_JWT_EXPIRES_IN"),
+        "{out:?}"
+    );
+    for bin in ["latchkey-auth", "latchkey-api"] {
+        let out = run_tool(
+            bin,
+            &["check-config"],
+            &[
+                ("CREDENTIALS_DIRECTORY".into(), dir.display().to_string()),
+                ("BETTER_AUTH_URL".into(), "http://127.0.0.1:3000".into()),
+                ("LATCHKEY_RATE_LIMT".into(), "off".into()),
+            ],
+        );
+        assert_eq!(out.code(), Some(2), "{bin}: {out:?}");
+        assert!(
+            all_output(&out).contains("did you mean LATCHKEY_RATE_LIMIT"),
+            "{bin}: {out:?}"
+        );
+    }
+    // One environment for both daemons: each accepts the other's settings.
+    let out = run_tool(
+        "latchkey-api",
+        &["check-config"],
+        &[
+            ("BETTER_AUTH_URL".into(), "http://127.0.0.1:3000".into()),
+            ("LATCHKEY_COOKIE_PREFIX".into(), "app".into()),
+        ],
+    );
+    assert_eq!(out.code(), Some(0), "{out:?}");
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -214,6 +214,7 @@ impl Config {
             }
         };
 
+        src.reject_unknown()?;
         Ok(Config {
             listen,
             jwks_url,

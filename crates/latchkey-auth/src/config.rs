@@ -281,6 +281,7 @@ impl AuthConfig {
                 "limit and window must be positive (use LATCHKEY_RATE_LIMIT=off to disable)",
             ));
         }
+        src.reject_unknown()?;
         Ok(AuthConfig {
             listen,
             tls: TlsFiles::from_source(src)?,

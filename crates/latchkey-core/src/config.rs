@@ -46,6 +46,118 @@ pub struct Source {
     env: HashMap<String, String>,
     file: toml::Table,
     credentials_dir: Option<PathBuf>,
+    /// Every name a daemon asked for, checked against [`KNOWN_SETTINGS`].
+    asked: std::sync::Mutex<std::collections::BTreeSet<String>>,
+}
+
+/// Every setting of either daemon. A deployment may give both daemons one environment or one
+/// TOML file, so each accepts the other's settings; anything else under `LATCHKEY_` or in
+/// the file is a typo, refused at start with the nearest known name (a mistyped
+/// `jwt_expire_in = 60` used to be ignored silently).
+pub const KNOWN_SETTINGS: &[&str] = &[
+    "BETTER_AUTH_SECRET",
+    "BETTER_AUTH_TRUSTED_ORIGINS",
+    "BETTER_AUTH_URL",
+    "DATABASE_URL",
+    "LATCHKEY_CONFIG",
+    "LATCHKEY_COOKIE_DOMAIN",
+    "LATCHKEY_COOKIE_PREFIX",
+    "LATCHKEY_COOKIE_SAME_SITE",
+    "LATCHKEY_CORS",
+    "LATCHKEY_CORS_ALLOW_HEADERS",
+    "LATCHKEY_CORS_ORIGINS",
+    "LATCHKEY_DB_IDLE_TIMEOUT",
+    "LATCHKEY_DB_POOL_SIZE",
+    "LATCHKEY_DB_TIMEOUT",
+    "LATCHKEY_HASH_CONCURRENCY",
+    "LATCHKEY_HASH_QUEUE_TIMEOUT",
+    "LATCHKEY_HEADER_TIMEOUT",
+    "LATCHKEY_IDLE_TIMEOUT",
+    "LATCHKEY_JWKS_CA_FILE",
+    "LATCHKEY_JWKS_REFRESH",
+    "LATCHKEY_JWKS_URL",
+    "LATCHKEY_JWT_ALG",
+    "LATCHKEY_JWT_AUDIENCE",
+    "LATCHKEY_JWT_EXPIRES_IN",
+    "LATCHKEY_JWT_ISSUER",
+    "LATCHKEY_JWT_MAX_LIFETIME",
+    "LATCHKEY_KEY_GRACE_PERIOD",
+    "LATCHKEY_KEY_RELOAD_INTERVAL",
+    "LATCHKEY_KEY_ROTATION_INTERVAL",
+    "LATCHKEY_LISTEN",
+    "LATCHKEY_LIST_SESSION_TOKENS",
+    "LATCHKEY_LOG",
+    "LATCHKEY_MAX_BODY_BYTES",
+    "LATCHKEY_MAX_CONNECTIONS",
+    "LATCHKEY_MAX_CONNECTIONS_PER_IP",
+    "LATCHKEY_PASSWORD_HASH",
+    "LATCHKEY_RATE_LIMIT",
+    "LATCHKEY_RATE_LIMIT_MAX",
+    "LATCHKEY_RATE_LIMIT_WINDOW",
+    "LATCHKEY_REQUIRE_SIGNED_BEARER",
+    "LATCHKEY_REVOCATION",
+    "LATCHKEY_REVOCATION_CACHE_TTL",
+    "LATCHKEY_SECURE_COOKIES",
+    "LATCHKEY_SESSION_EXPIRES_IN",
+    "LATCHKEY_SESSION_FRESH_AGE",
+    "LATCHKEY_SESSION_UPDATE_AGE",
+    "LATCHKEY_SHUTDOWN_DELAY",
+    "LATCHKEY_TLS_CERT",
+    "LATCHKEY_TLS_KEY",
+    "LATCHKEY_TRUSTED_PROXIES",
+    "LATCHKEY_UPSTREAM",
+    "LATCHKEY_UPSTREAM_CORS",
+    "LATCHKEY_UPSTREAM_TIMEOUT",
+];
+
+/// The setting a TOML key names: lower-case, with or without `latchkey_`.
+fn setting_of_key(key: &str) -> String {
+    let upper = key.trim().to_ascii_uppercase();
+    if KNOWN_SETTINGS.contains(&upper.as_str()) || upper.starts_with("LATCHKEY_") {
+        upper
+    } else {
+        let prefixed = format!("LATCHKEY_{upper}");
+        if KNOWN_SETTINGS.contains(&prefixed.as_str()) {
+            prefixed
+        } else {
+            upper
+        }
+    }
+}
+
+/// The known setting closest to a mistyped name, if one is close.
+fn nearest(name: &str) -> Option<&'static str> {
+    let distance = |a: &str, b: &str| {
+        let b: Vec<char> = b.chars().collect();
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut prev = row[0];
+            row[0] = i + 1;
+            for (j, cb) in b.iter().enumerate() {
+                let here = row[j + 1];
+                row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(here + 1);
+                prev = here;
+            }
+        }
+        row[b.len()]
+    };
+    // Compared without the prefix: `jwt_expire_in` is one letter from LATCHKEY_JWT_EXPIRES_IN.
+    let short = |n: &'static str| n.strip_prefix("LATCHKEY_").unwrap_or(n);
+    let name = name.strip_prefix("LATCHKEY_").unwrap_or(name);
+    KNOWN_SETTINGS
+        .iter()
+        .map(|k| (distance(name, short(k)), *k))
+        .min()
+        .filter(|(d, _)| *d <= (name.len() / 4).max(2))
+        .map(|(_, k)| k)
+}
+
+fn unknown(setting: String, place: &str) -> ConfigError {
+    let hint = match nearest(&setting_of_key(&setting)) {
+        Some(k) => format!("; did you mean {k}?"),
+        None => String::new(),
+    };
+    ConfigError::new(setting, format!("unknown setting {place}{hint}"))
 }
 
 impl fmt::Debug for Source {
@@ -77,7 +189,9 @@ impl Source {
         if let Some(path) = path {
             source.file = read_toml(&path)?;
             for key in source.file.keys() {
+                // `latchkey_better_auth_secret` is refused like `better_auth_secret`.
                 let upper = key.to_ascii_uppercase();
+                let upper = upper.strip_prefix("LATCHKEY_").unwrap_or(&upper).to_string();
                 if SECRET_SETTINGS.contains(&upper.as_str()) {
                     return Err(ConfigError::new(
                         upper,
@@ -99,11 +213,50 @@ impl Source {
             env,
             file,
             credentials_dir,
+            asked: Default::default(),
         }
+    }
+
+    fn ask(&self, name: &str) {
+        if let Ok(mut asked) = self.asked.lock() {
+            asked.insert(name.to_string());
+        }
+    }
+
+    /// Refuses what no daemon reads: `LATCHKEY_*` variables and TOML keys that are not
+    /// settings (typos), naming the nearest known one. Called once a daemon has read all of
+    /// its settings; a name it asked for that is missing from [`KNOWN_SETTINGS`] is reported
+    /// too, so that the list cannot fall behind the code.
+    pub fn reject_unknown(&self) -> Result<(), ConfigError> {
+        if let Ok(asked) = self.asked.lock() {
+            if let Some(name) = asked.iter().find(|n| !KNOWN_SETTINGS.contains(&n.as_str())) {
+                return Err(ConfigError::new(
+                    name.clone(),
+                    "read but missing from latchkey_core::config::KNOWN_SETTINGS (a bug)",
+                ));
+            }
+        }
+        let mut env: Vec<&String> = self
+            .env
+            .keys()
+            .filter(|k| k.starts_with("LATCHKEY_"))
+            .filter(|k| !KNOWN_SETTINGS.contains(&k.as_str()))
+            .collect();
+        env.sort();
+        if let Some(name) = env.first() {
+            return Err(unknown((*name).clone(), "in the environment"));
+        }
+        for key in self.file.keys() {
+            if !KNOWN_SETTINGS.contains(&setting_of_key(key).as_str()) {
+                return Err(unknown(key.clone(), "in the config file"));
+            }
+        }
+        Ok(())
     }
 
     /// A plain (non-secret) setting: environment first, then the config file.
     pub fn get(&self, name: &str) -> Result<Option<String>, ConfigError> {
+        self.ask(name);
         if let Some(v) = self.env.get(name) {
             return Ok(Some(v.clone()));
         }
@@ -181,6 +334,7 @@ impl Source {
     /// A secret, from the first of: `$CREDENTIALS_DIRECTORY/<NAME>`, the file named by
     /// `<NAME>_FILE`, the variable `<NAME>` itself. Trailing newlines of files are dropped.
     pub fn secret(&self, name: &str) -> Result<Option<SecretString>, ConfigError> {
+        self.ask(name);
         if let Some(dir) = &self.credentials_dir {
             let path = dir.join(name);
             if path.exists() {
@@ -277,6 +431,32 @@ mod tests {
             file.parse().unwrap(),
             None,
         )
+    }
+
+    #[test]
+    fn typos_are_refused_with_the_nearest_name() {
+        let e = src(&[], "jwt_expire_in = 60").reject_unknown().unwrap_err();
+        assert_eq!(e.setting, "jwt_expire_in");
+        assert!(e.to_string().contains("did you mean LATCHKEY_JWT_EXPIRES_IN?"), "{e}");
+        let e = src(&[("LATCHKEY_SESION_EXPIRES_IN", "1")], "")
+            .reject_unknown()
+            .unwrap_err();
+        assert!(e.to_string().contains("LATCHKEY_SESSION_EXPIRES_IN"), "{e}");
+        let e = src(&[("LATCHKEY_WHATEVER_ELSE_ENTIRELY", "1")], "")
+            .reject_unknown()
+            .unwrap_err();
+        assert!(!e.to_string().contains("did you mean"), "{e}");
+        // Known ones, in every spelling, and variables of other programs are fine.
+        src(
+            &[("LATCHKEY_LOG", "info"), ("HOME", "/root"), ("RUST_LOG", "x")],
+            "listen = \"127.0.0.1:1\"\nlatchkey_cors = false\nbetter_auth_url = \"http://a\"",
+        )
+        .reject_unknown()
+        .unwrap();
+        // A name a daemon reads must be in the list.
+        let s = src(&[], "");
+        let _ = s.get("LATCHKEY_NOT_LISTED");
+        assert!(s.reject_unknown().is_err());
     }
 
     #[test]
