@@ -120,3 +120,97 @@ fn sign_in_work_does_not_tell_scrypt_accounts_from_unknown_emails() {
         );
     }
 }
+
+/// The audit trail: each security event is a row (in the transaction of its change) and a
+/// log line under `target: "audit"`; the client address is the one the rate limiter trusts;
+/// no password or token appears in either.
+#[test]
+fn security_events_are_recorded_without_secrets() {
+    let auth = Auth::start_with(|s| {
+        s.env("LATCHKEY_RATE_LIMIT", "on")
+            .env("LATCHKEY_RATE_LIMIT_WINDOW", "600")
+            .env("LATCHKEY_TRUSTED_PROXIES", "127.0.0.1/32")
+    });
+    let email = latchkey_e2e::random_email();
+    let up = auth
+        .client()
+        .post("/api/auth/sign-up/email")
+        .header("x-forwarded-for", "198.51.100.7")
+        .json(&json!({"name": "A", "email": email, "password": PASSWORD}))
+        .send();
+    up.expect(200);
+    let s = latchkey_e2e::Session::from_resp(up);
+    let user_id = s.user_id();
+    // A wrong password, for the same account and from a spoofing client (the header is
+    // believed only from the trusted proxy, which here is the test itself).
+    auth.client()
+        .post("/api/auth/sign-in/email")
+        .header("x-forwarded-for", "198.51.100.8")
+        .json(&json!({"email": email, "password": "not the password"}))
+        .send()
+        .expect(401);
+    auth.client()
+        .post("/api/auth/change-password")
+        .bearer(&s.bearer)
+        .header("x-forwarded-for", "198.51.100.7")
+        .json(&json!({"currentPassword": PASSWORD, "newPassword": "another password 1", "revokeOtherSessions": true}))
+        .send()
+        .expect(200);
+    // Over the sign-in limit (3 per window for one address).
+    for _ in 0..4 {
+        auth.client()
+            .post("/api/auth/sign-in/email")
+            .header("x-forwarded-for", "203.0.113.9")
+            .json(&json!({"email": latchkey_e2e::random_email(), "password": "x"}))
+            .send();
+    }
+    let rows = auth.db.query(
+        r#"select "event", coalesce("userId", ''), coalesce("ip", ''), "detail"::text
+           from "latchkey_audit" order by "at", "id""#,
+        &[],
+    );
+    let events: Vec<(String, String, String, String)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    let has = |event: &str, user: &str, ip: &str| {
+        events
+            .iter()
+            .any(|(e, u, i, _)| e == event && u == user && i == ip)
+    };
+    assert!(has("sign_up", &user_id, "198.51.100.7"), "{events:?}");
+    assert!(
+        has("sign_in_failed", &user_id, "198.51.100.8"),
+        "{events:?}"
+    );
+    assert!(
+        has("password_changed", &user_id, "198.51.100.7"),
+        "{events:?}"
+    );
+    assert!(has("rate_limited", "", "203.0.113.9"), "{events:?}");
+    assert!(
+        events.iter().any(|(e, ..)| e == "key_created"),
+        "{events:?}"
+    );
+    // Unknown emails are failures without a user: the same reason as a wrong password.
+    assert!(events.iter().any(|(e, u, _, d)| e == "sign_in_failed"
+        && u.is_empty()
+        && d.contains("invalid_credentials")));
+
+    let log = auth.daemon.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("audit:") && l.contains(r#"event="password_changed""#)),
+        "{log}"
+    );
+    let everything = format!("{events:?}\n{log}");
+    for secret in [
+        PASSWORD,
+        "another password 1",
+        "not the password",
+        &s.token,
+        &s.bearer,
+    ] {
+        assert!(!everything.contains(secret), "{secret} leaked");
+    }
+}

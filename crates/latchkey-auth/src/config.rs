@@ -56,6 +56,9 @@ pub(crate) struct AuthConfig {
     /// Pooled connections unused this long are closed (`LATCHKEY_DB_IDLE_TIMEOUT`; 0 keeps
     /// them).
     pub(crate) db_idle_timeout: Duration,
+    /// Audit events older than this are purged (`LATCHKEY_AUDIT_RETENTION`, days; 0 keeps
+    /// them).
+    pub(crate) audit_retention: Duration,
     pub(crate) rate_limit: RateLimitPolicy,
 }
 
@@ -247,6 +250,11 @@ impl AuthConfig {
             Duration::from_secs(300),
             TEN_YEARS,
         )?;
+        let audit_retention = Duration::from_secs(
+            src.parse_or::<u64>("LATCHKEY_AUDIT_RETENTION", 90)?
+                .min(3650)
+                * DAY,
+        );
         let rate_limit = RateLimitPolicy {
             enabled: src.bool_or("LATCHKEY_RATE_LIMIT", true)?,
             credential: Limit {
@@ -305,6 +313,7 @@ impl AuthConfig {
             db_pool_size,
             db_timeout,
             db_idle_timeout,
+            audit_retention,
             rate_limit,
         })
     }

@@ -278,11 +278,23 @@ fn cors_policy(config: &AuthConfig) -> Result<Cors, AuthError> {
     .map_err(|e| AuthError::internal(format!("CORS headers: {e}")))
 }
 
-/// Drops idle rate-limit counters hourly (any replica may do it; the delete is idempotent).
+/// Hourly: drops idle rate-limit counters and audit events past their retention (any replica
+/// may do it; the deletes are idempotent).
 async fn purge_rate_limits(state: Arc<State>, mut shutdown: ShutdownSignal) {
     while shutdown.sleep(Duration::from_secs(3600)).await {
         if let Err(e) = state.config.rate_limit.purge(&state.db).await {
             tracing::warn!("purging rate-limit counters failed: {e}");
+        }
+        let retention = state.config.audit_retention;
+        if retention.is_zero() {
+            continue;
+        }
+        let purged = match state.db.conn().await {
+            Ok(conn) => crate::audit::purge(&conn, retention).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = purged {
+            tracing::warn!("purging audit events failed: {e}");
         }
     }
 }

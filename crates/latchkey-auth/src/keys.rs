@@ -245,6 +245,10 @@ impl Keys {
             .await?;
         tx.exec(r#"delete from "jwks" where "id" = $1"#, &[text(&kid)])
             .await?;
+        let event = crate::audit::Event::KeyRevoked {
+            kid: kid.to_string(),
+        };
+        crate::audit::record(&tx, &event, &crate::audit::Actor::operator()).await?;
         tx.commit().await?;
         drop(conn);
         tracing::warn!(kid = %kid, "revoked signing key: removed from the JWKS");
@@ -336,6 +340,8 @@ impl Keys {
             ],
         )
         .await?;
+        let event = crate::audit::Event::KeyCreated { kid: kid.clone() };
+        crate::audit::record(&tx, &event, &crate::audit::Actor::operator()).await?;
         tx.commit().await?;
         tracing::info!(kid = %kid, alg = %alg, "created signing key");
         Ok(Some(kid))

@@ -7,6 +7,7 @@
 // Lint policy: no `unwrap`/`expect`/`panic!` outside tests (workspace lints, clippy.toml);
 // a request must never be able to take the daemon down.
 
+mod audit;
 mod config;
 mod cookies;
 mod daemon;

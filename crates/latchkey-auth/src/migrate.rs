@@ -21,6 +21,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "rate_limit",
         include_str!("../../../migrations/0002_rate_limit.sql"),
     ),
+    (
+        3,
+        "audit",
+        include_str!("../../../migrations/0003_audit.sql"),
+    ),
 ];
 
 /// Applies pending migrations; returns the versions applied by this call.

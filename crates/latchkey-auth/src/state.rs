@@ -157,7 +157,21 @@ impl State {
         }
         let ip = policy.client_ip(req.peer.ip(), forwarded_for);
         let key = format!("{}|{}", RateLimitPolicy::bucket(ip), req.path);
-        policy.check(&self.db, rule, &key).await
+        let result = policy.check(&self.db, rule, &key).await;
+        if let Err(AuthError::RateLimited { .. }) = &result {
+            let event = crate::audit::Event::RateLimited {
+                path: req.path.clone(),
+            };
+            let actor = crate::audit::Actor::of(self, req);
+            let recorded = match self.db.conn().await {
+                Ok(conn) => crate::audit::record(&conn, &event, &actor).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = recorded {
+                tracing::warn!("audit event not recorded: {e}");
+            }
+        }
+        result
     }
 
     /// A session for `user_id` as this request creates it (client IP and user agent recorded

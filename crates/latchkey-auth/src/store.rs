@@ -334,16 +334,32 @@ pub(crate) async fn delete_session_by_token(c: &impl Sql, token: &str) -> Result
 
 /// Deletes one of the user's sessions, named by its token or (as list-sessions shows other
 /// devices' sessions) by its id.
+/// Returns the id of the session it deleted.
 pub(crate) async fn delete_user_session(
     c: &impl Sql,
     user_id: &str,
     token: &str,
-) -> Result<u64, StoreError> {
-    Ok(c.exec(
-        r#"delete from "session" where ("token" = $1 or "id" = $1) and "userId" = $2"#,
+) -> Result<Option<String>, StoreError> {
+    Ok(c.opt_row(
+        r#"delete from "session" where ("token" = $1 or "id" = $1) and "userId" = $2
+           returning "id""#,
         &[text(&token), text(&user_id)],
     )
-    .await?)
+    .await?
+    .map(|r| r.get(0)))
+}
+
+/// Deletes the session with this token; returns its `(user id, session id)` if there was one.
+pub(crate) async fn end_session(
+    c: &impl Sql,
+    token: &str,
+) -> Result<Option<(String, String)>, StoreError> {
+    Ok(c.opt_row(
+        r#"delete from "session" where "token" = $1 returning "userId", "id""#,
+        &[text(&token)],
+    )
+    .await?
+    .map(|r| (r.get(0), r.get(1))))
 }
 
 /// Deletes the user's sessions, keeping the one with `keep` if given.

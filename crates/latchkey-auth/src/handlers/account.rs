@@ -5,6 +5,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
 use super::{check_callback, check_password_length, MAX_PASSWORD};
+use crate::audit::{self, Actor, Event, SignInFailure};
 use crate::error::AuthError;
 use crate::password::HashError;
 use crate::reply::Reply;
@@ -96,6 +97,8 @@ pub(crate) async fn sign_up(
     };
     store::insert_credential(&tx, &user.id, &hash).await?;
     let session = store::insert_session(&tx, st.new_session(&user.id, remember, req)).await?;
+    let actor = Actor::of(st, req).user(&user.id).session(&session.id);
+    audit::record(&tx, &Event::SignUp, &actor).await?;
     tx.commit().await?;
 
     let reply = Reply::json(json!({"token": session.token, "user": user}));
@@ -144,8 +147,14 @@ pub(crate) async fn sign_in(
     drop(client);
     let (user, account_id, stored) = match (user, credential) {
         (Some(user), Some((account_id, Some(stored)))) => (user, account_id, stored),
-        _ => {
+        (user, _) => {
             st.hasher.verify_decoy(&password).await?;
+            let actor = Actor::of(st, req);
+            let actor = match &user {
+                Some(u) => actor.user(&u.id),
+                None => actor,
+            };
+            failed_sign_in(st, &actor).await;
             return Err(invalid_credentials());
         }
     };
@@ -158,10 +167,11 @@ pub(crate) async fn sign_in(
         Err(e) => return Err(e.into()),
     };
     if !verdict.ok {
+        failed_sign_in(st, &Actor::of(st, req).user(&user.id)).await;
         return Err(invalid_credentials());
     }
 
-    let client = st.db.conn().await?;
+    let mut client = st.db.conn().await?;
     if verdict.needs_rehash {
         // Best effort: a failed upgrade must not fail the sign-in; the next one retries.
         match st.hasher.hash(&password).await {
@@ -174,7 +184,11 @@ pub(crate) async fn sign_in(
             Err(e) => tracing::warn!(user = %user.id, "password rehash failed: {e:?}"),
         }
     }
-    let session = store::insert_session(&client, st.new_session(&user.id, remember, req)).await?;
+    let tx = client.transaction().await?;
+    let session = store::insert_session(&tx, st.new_session(&user.id, remember, req)).await?;
+    let actor = Actor::of(st, req).user(&user.id).session(&session.id);
+    audit::record(&tx, &Event::SignIn, &actor).await?;
+    tx.commit().await?;
 
     let mut reply = match &callback {
         Some(url) => {
@@ -190,8 +204,26 @@ pub(crate) async fn sign_in(
 /// Works with or without a session; always clears the cookies.
 pub(crate) async fn sign_out(st: &State, req: &Req, _: (), _: ()) -> Result<Reply, AuthError> {
     if let Some(token) = st.session_token(req) {
-        let client = st.db.conn().await?;
-        store::delete_session_by_token(&client, &token).await?;
+        let mut client = st.db.conn().await?;
+        let tx = client.transaction().await?;
+        if let Some((user_id, session_id)) = store::end_session(&tx, &token).await? {
+            let actor = Actor::of(st, req).user(&user_id).session(&session_id);
+            audit::record(&tx, &Event::SignOut, &actor).await?;
+        }
+        tx.commit().await?;
     }
     Ok(Reply::json(json!({"success": true})).cookies(st.cookies.expire_all()))
+}
+
+/// A failed sign-in changes nothing, so its event has no transaction to join: recorded on
+/// its own, and a failure to record it does not change the answer.
+async fn failed_sign_in(st: &State, actor: &Actor) {
+    let event = Event::SignInFailed(SignInFailure::InvalidCredentials);
+    let recorded = match st.db.conn().await {
+        Ok(conn) => audit::record(&conn, &event, actor).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = recorded {
+        tracing::warn!("audit event not recorded: {e}");
+    }
 }

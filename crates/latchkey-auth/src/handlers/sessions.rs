@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use http::header::{CACHE_CONTROL, PRAGMA};
 
+use crate::audit::{self, Actor, Event};
 use crate::error::AuthError;
 use crate::reply::{Reply, SET_AUTH_JWT};
 use crate::request::{Fields, FromBody, Req};
@@ -118,12 +119,20 @@ impl FromBody for RevokeSession {
 
 pub(crate) async fn revoke_session(
     st: &State,
-    _: &Req,
+    req: &Req,
     Caller { session, user }: Caller,
     RevokeSession { token }: RevokeSession,
 ) -> Result<Reply, AuthError> {
-    let client = st.db.conn().await?;
-    store::delete_user_session(&client, &user.id, &token).await?;
+    let mut client = st.db.conn().await?;
+    let tx = client.transaction().await?;
+    if let Some(revoked) = store::delete_user_session(&tx, &user.id, &token).await? {
+        let actor = Actor::of(st, req).user(&user.id).session(&session.id);
+        let event = Event::SessionRevoked {
+            session_id: revoked,
+        };
+        audit::record(&tx, &event, &actor).await?;
+    }
+    tx.commit().await?;
     let reply = Reply::json(json!({"status": true}));
     Ok(if token == session.token || token == session.id {
         reply.cookies(st.cookies.expire_all())
@@ -134,22 +143,41 @@ pub(crate) async fn revoke_session(
 
 pub(crate) async fn revoke_sessions(
     st: &State,
-    _: &Req,
-    Caller { user, .. }: Caller,
+    req: &Req,
+    Caller { session, user }: Caller,
     _: (),
 ) -> Result<Reply, AuthError> {
-    let client = st.db.conn().await?;
-    store::delete_user_sessions(&client, &user.id, None).await?;
+    revoke_all(st, req, &session, &user, false).await?;
     Ok(Reply::json(json!({"status": true})).cookies(st.cookies.expire_all()))
 }
 
 pub(crate) async fn revoke_other_sessions(
     st: &State,
-    _: &Req,
+    req: &Req,
     Caller { session, user }: Caller,
     _: (),
 ) -> Result<Reply, AuthError> {
-    let client = st.db.conn().await?;
-    store::delete_user_sessions(&client, &user.id, Some(&session.token)).await?;
+    revoke_all(st, req, &session, &user, true).await?;
     Ok(Reply::json(json!({"status": true})))
+}
+
+/// Deletes the user's sessions (all, or all but the caller's) and records it.
+async fn revoke_all(
+    st: &State,
+    req: &Req,
+    session: &store::Session,
+    user: &store::User,
+    keep_current: bool,
+) -> Result<(), AuthError> {
+    let mut client = st.db.conn().await?;
+    let tx = client.transaction().await?;
+    let keep = keep_current.then_some(session.token.as_str());
+    store::delete_user_sessions(&tx, &user.id, keep).await?;
+    let actor = Actor::of(st, req).user(&user.id).session(&session.id);
+    let event = Event::SessionsRevoked {
+        kept_current: keep_current,
+    };
+    audit::record(&tx, &event, &actor).await?;
+    tx.commit().await?;
+    Ok(())
 }

@@ -4,6 +4,7 @@ use secrecy::SecretString;
 use serde_json::{json, Value};
 
 use super::check_password_length;
+use crate::audit::{self, Actor, Event};
 use crate::error::AuthError;
 use crate::reply::Reply;
 use crate::request::{Fields, FromBody, Req};
@@ -83,7 +84,7 @@ impl FromBody for ChangePassword {
 pub(crate) async fn change_password(
     st: &State,
     req: &Req,
-    Caller { user, .. }: Caller,
+    Caller { session, user }: Caller,
     ChangePassword {
         current,
         new,
@@ -118,6 +119,11 @@ pub(crate) async fn change_password(
     } else {
         None
     };
+    let actor = Actor::of(st, req).user(&user.id).session(&session.id);
+    let event = Event::PasswordChanged {
+        other_sessions_revoked: revoke_others,
+    };
+    audit::record(&tx, &event, &actor).await?;
     tx.commit().await?;
 
     Ok(match new_session {
