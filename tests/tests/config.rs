@@ -549,3 +549,57 @@ fn api_check_config_config_env_and_database_url_file() {
     assert!(all_output(&out).contains("LATCHKEY_REVOCATION"), "{out:?}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `check-config --connect` says what serving would run into, without changing anything:
+/// the database, the schema, the signing key (decrypted with this secret), and for
+/// latchkey-api the revocation database.
+#[test]
+fn check_config_connect_says_what_fails() {
+    let auth = latchkey_e2e::stack::Auth::start();
+    let ok = auth.tool(&["check-config", "--connect"]);
+    ok.assert_success();
+    assert!(
+        ok.stdout.contains("database: connected")
+            && ok.stdout.contains("migrations applied [1, 2, 3]")
+            && ok.stdout.contains("signing key: decrypted"),
+        "{ok:?}"
+    );
+    // Another secret cannot read the key: said at once, not at the first request.
+    let mut env = auth.daemon.spec.env.clone();
+    env.retain(|(k, _)| k != "BETTER_AUTH_SECRET");
+    env.push(("BETTER_AUTH_SECRET".into(), "x".repeat(40)));
+    let out = run_tool("latchkey-auth", &["check-config", "--connect"], &env);
+    assert_ne!(out.code(), Some(0), "{out:?}");
+    assert!(all_output(&out).contains("another secret"), "{out:?}");
+    // No database there.
+    let mut env = auth.daemon.spec.env.clone();
+    env.retain(|(k, _)| k != "DATABASE_URL");
+    env.push(("DATABASE_URL".into(), "postgres://u@127.0.0.1:1/x".into()));
+    let out = run_tool("latchkey-auth", &["check-config", "--connect"], &env);
+    assert_ne!(out.code(), Some(0), "{out:?}");
+    assert!(all_output(&out).contains("database unavailable"), "{out:?}");
+    // Without --connect, none of that is tried.
+    run_tool("latchkey-auth", &["check-config"], &env).assert_success();
+
+    let api_env = |db: &str| {
+        vec![
+            ("BETTER_AUTH_URL".to_string(), auth.url()),
+            ("LATCHKEY_REVOCATION".to_string(), "session".to_string()),
+            ("DATABASE_URL".to_string(), db.to_string()),
+        ]
+    };
+    let out = run_tool(
+        "latchkey-api",
+        &["check-config", "--connect"],
+        &api_env(&auth.db.url),
+    );
+    out.assert_success();
+    assert!(out.stdout.contains("connections ok"), "{out:?}");
+    let out = run_tool(
+        "latchkey-api",
+        &["check-config", "--connect"],
+        &api_env("postgres://u@127.0.0.1:1/x"),
+    );
+    assert_ne!(out.code(), Some(0), "{out:?}");
+    assert!(all_output(&out).contains("revocation database"), "{out:?}");
+}

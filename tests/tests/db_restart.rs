@@ -43,9 +43,13 @@ fn daemons_recover_from_a_postgres_restart() {
         .bearer(&s.bearer)
         .send();
     r.expect_error(503, "SERVICE_UNAVAILABLE");
-    // The revocation check fails closed.
+    // The revocation check fails closed, and the API says it is not ready (every checked
+    // request would fail).
     api.me(&jwt)
         .expect_error(503, "REVOCATION_CHECK_UNAVAILABLE");
+    let r = api.client().get("/readyz").send();
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.json()["database"], false);
     // The JWKS is served from memory, database or not.
     auth.client().get("/api/auth/jwks").send().expect(200);
     cluster().start_again();
@@ -71,6 +75,7 @@ fn daemons_recover_from_a_postgres_restart() {
         assert!(r.status == 200 || r.status == 503, "/api/me: {}", r.status);
         r.status == 200
     });
+    assert_eq!(api.client().get("/readyz").send().json()["database"], true);
     auth.sign_in(&email, PASSWORD);
     // The daemons never restarted.
     let mut auth = auth;

@@ -127,6 +127,40 @@ impl App {
         })
     }
 
+    /// Ready when a key set is loaded, the revocation database answers (when revocation is
+    /// on: every checked request would fail otherwise) and the daemon is not draining.
+    async fn readiness(&self) -> HttpResponse {
+        let keys = self.verifier.is_ready();
+        let database = match &self.sessions {
+            Some(sessions) => Some(sessions.ping().await),
+            None => None,
+        };
+        let draining = self.draining.is_draining();
+        let ready = keys && database != Some(false) && !draining;
+        let mut body = j!({
+            "status": if ready { "ready" } else { "not ready" },
+            "keys": keys,
+            "draining": draining,
+        });
+        if let Some(db) = database {
+            body["database"] = j!(db);
+        }
+        let status = if ready {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        json(status, &body)
+    }
+
+    /// `check-config --connect`: the revocation database, if configured, answers.
+    pub async fn check_connections(&self) -> Result<(), String> {
+        match &self.sessions {
+            Some(sessions) => sessions.connect().await,
+            None => Ok(()),
+        }
+    }
+
     pub fn verifier(&self) -> &Verifier {
         &self.verifier
     }
@@ -219,16 +253,7 @@ impl App {
         let ours = |resp| Ok((resp, CorsBy::Latchkey));
         match req.uri().path() {
             "/healthz" if readable => ours(json(StatusCode::OK, &j!({"status": "ok"}))),
-            "/readyz" if readable => ours(
-                if self.verifier.is_ready() && !self.draining.is_draining() {
-                    json(StatusCode::OK, &j!({"status": "ready"}))
-                } else {
-                    json(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        &j!({"status": "not ready"}),
-                    )
-                },
-            ),
+            "/readyz" if readable => ours(self.readiness().await),
             "/healthz" | "/readyz" => Err(ApiError::MethodNotAllowed("GET, HEAD")),
             // Proxies forward the original method (Traefik), so any method is accepted.
             "/auth/verify" => ours(self.forward_auth(req.headers()).await?),

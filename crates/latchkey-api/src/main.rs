@@ -25,7 +25,11 @@ enum Command {
     /// Serve requests (the default).
     Serve,
     /// Load and validate the configuration, then exit.
-    CheckConfig,
+    CheckConfig {
+        /// Also connect to what the settings name (the revocation database) and say what fails.
+        #[arg(long)]
+        connect: bool,
+    },
 }
 
 /// Configuration errors exit with 2, distinct from runtime failures (1).
@@ -58,7 +62,14 @@ fn main() -> ExitCode {
             }
         };
         match cli.command.unwrap_or(Command::Serve) {
-            Command::CheckConfig => {
+            Command::CheckConfig { connect } => {
+                if connect {
+                    if let Err(e) = app.check_connections().await {
+                        eprintln!("revocation database: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                    println!("connections ok");
+                }
                 println!("configuration ok");
                 ExitCode::SUCCESS
             }

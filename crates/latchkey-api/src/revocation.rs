@@ -28,6 +28,20 @@ impl SessionCheck {
         }
     }
 
+    /// Does the database answer (for `/readyz`)?
+    pub(crate) async fn ping(&self) -> bool {
+        self.connect().await.is_ok()
+    }
+
+    /// Connects and reads the session table, or says why not.
+    pub(crate) async fn connect(&self) -> Result<(), String> {
+        let conn = self.db.conn().await.map_err(|e| e.to_string())?;
+        conn.opt_row(r#"select 1 from "session" limit 1"#, &[])
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
     pub(crate) async fn check(&self, sid: Option<&str>) -> Result<(), ApiError> {
         let sid = sid.ok_or(ApiError::NoSessionId)?;
         let live = match self.cached(sid) {

@@ -51,7 +51,12 @@ enum Command {
         action: KeysCommand,
     },
     /// Load and validate the configuration, then exit.
-    CheckConfig,
+    CheckConfig {
+        /// Also connect to the database, check the schema and decrypt the signing key, and
+        /// say what fails.
+        #[arg(long)]
+        connect: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -79,7 +84,7 @@ pub fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-    if let Some(Command::CheckConfig) = cli.command {
+    if let Some(Command::CheckConfig { connect: false }) = cli.command {
         println!("configuration ok");
         return ExitCode::SUCCESS;
     }
@@ -122,7 +127,7 @@ pub fn main() -> ExitCode {
                 }
                 Ok(())
             }
-            Some(Command::CheckConfig) => Ok(()),
+            Some(Command::CheckConfig { .. }) => check_connections(&config).await,
         }
     });
     match result {
@@ -243,6 +248,27 @@ async fn serve(config: AuthConfig) -> Result<(), AuthError> {
     if !shutdown.drained(WORKER_GRACE).await {
         tracing::warn!("background workers still busy after {WORKER_GRACE:?}; stopping anyway");
     }
+    Ok(())
+}
+
+/// `check-config --connect`: what serving needs from the database, checked without changing
+/// it (no migration, no key made).
+async fn check_connections(config: &AuthConfig) -> Result<(), AuthError> {
+    let db = pool(config)?;
+    let conn = db.conn().await?;
+    conn.ping().await?;
+    println!("database: connected");
+    let applied = crate::store::applied_migrations(&conn).await?;
+    println!("database: migrations applied {applied:?}");
+    drop(conn);
+    let keys = Keys::new(db, &config.secret, config.keys.clone());
+    keys.reload().await?;
+    if keys.has_signing_key() {
+        println!("signing key: decrypted with BETTER_AUTH_SECRET");
+    } else {
+        println!("signing key: none yet (serve creates one)");
+    }
+    println!("configuration ok");
     Ok(())
 }
 

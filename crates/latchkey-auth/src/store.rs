@@ -462,3 +462,25 @@ pub(crate) async fn password_schemes(c: &impl Sql) -> Result<(bool, bool), Store
         .await?;
     Ok((row.get(0), row.get(1)))
 }
+
+/// Versions recorded in `latchkey_schema_migrations` (none on a database never migrated).
+pub(crate) async fn applied_migrations(c: &impl Sql) -> Result<Vec<i64>, StoreError> {
+    let exists: bool = c
+        .row(
+            "select to_regclass('latchkey_schema_migrations') is not null",
+            &[],
+        )
+        .await?
+        .get(0);
+    if !exists {
+        return Ok(Vec::new());
+    }
+    Ok(c.rows(
+        r#"select "version" from "latchkey_schema_migrations" order by "version""#,
+        &[],
+    )
+    .await?
+    .iter()
+    .map(|r| r.get(0))
+    .collect())
+}
