@@ -126,7 +126,7 @@ impl ActiveKey {
             URL_SAFE_NO_PAD.encode(header.to_string()),
             URL_SAFE_NO_PAD.encode(payload)
         );
-        let sig = self.signer.sign(signing_input.as_bytes());
+        let sig = self.signer.sign(signing_input.as_bytes())?;
         Ok(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig)))
     }
 }
