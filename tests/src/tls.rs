@@ -1,12 +1,15 @@
 //! TLS for tests: certificates made with the `openssl` command line, and a minimal blocking
 //! HTTPS client on rustls (the test HTTP client speaks plain HTTP only).
 
-use std::io::{BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
 
 /// A test CA and a server certificate it signed for `localhost` and `127.0.0.1`.
 /// (webpki refuses a CA certificate as a server's own, so a lone self-signed one won't do.)
@@ -142,8 +145,8 @@ pub fn https_request(
     body: Option<&str>,
 ) -> Result<HttpsResp, String> {
     let mut roots = rustls::RootCertStore::empty();
-    let pem = std::fs::File::open(ca).map_err(|e| format!("{}: {e}", ca.display()))?;
-    for cert in rustls_pemfile::certs(&mut BufReader::new(pem)) {
+    let certs = CertificateDer::pem_file_iter(ca).map_err(|e| format!("{}: {e}", ca.display()))?;
+    for cert in certs {
         roots
             .add(cert.map_err(|e| e.to_string())?)
             .map_err(|e| e.to_string())?;

@@ -1,10 +1,10 @@
 //! rustls configuration: the optional HTTPS listener and TLS to Postgres. `ring` is the one
 //! crypto provider, passed explicitly so no process-wide default has to be installed.
 
-use std::io::BufReader;
 use std::path::Path;
 use std::sync::Arc;
 
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::config::{ConfigError, TlsFiles};
@@ -82,20 +82,90 @@ pub fn https_client_config(extra_roots: Option<&Path>) -> Result<rustls::ClientC
         .with_no_client_auth())
 }
 
+/// Every `CERTIFICATE` section of a PEM file (other sections are skipped).
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let certs = rustls_pemfile::certs(&mut BufReader::new(file))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("{}: {}", path.display(), pem_error(e)))?;
     if certs.is_empty() {
         return Err(format!("{}: no PEM certificate found", path.display()));
     }
     Ok(certs)
 }
 
+/// The first private key of a PEM file: PKCS#8, PKCS#1 (`RSA PRIVATE KEY`) or SEC1
+/// (`EC PRIVATE KEY`).
 fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    rustls_pemfile::private_key(&mut BufReader::new(file))
-        .map_err(|e| format!("{}: {e}", path.display()))?
-        .ok_or_else(|| format!("{}: no PEM private key found", path.display()))
+    PrivateKeyDer::from_pem_file(path).map_err(|e| match e {
+        rustls::pki_types::pem::Error::NoItemsFound => {
+            format!("{}: no PEM private key found", path.display())
+        }
+        e => format!("{}: {}", path.display(), pem_error(e)),
+    })
+}
+
+/// An I/O error as the OS says it ("No such file or directory (os error 2)"), without the
+/// "I/O error: " that the PEM parser puts in front.
+fn pem_error(e: rustls::pki_types::pem::Error) -> String {
+    match e {
+        rustls::pki_types::pem::Error::Io(e) => e.to_string(),
+        e => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(name: &str, text: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("latchkey-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    // The PEM layer only frames and decodes base64; these bodies are not real DER.
+    const CERT: &str = "-----BEGIN CERTIFICATE-----\nAAEC\n-----END CERTIFICATE-----\n";
+    const KEY: &str = "-----BEGIN PRIVATE KEY-----\nAwQF\n-----END PRIVATE KEY-----\n";
+    const RSA_KEY: &str = "-----BEGIN RSA PRIVATE KEY-----\nBgcI\n-----END RSA PRIVATE KEY-----\n";
+
+    #[test]
+    fn certificates_are_every_certificate_section() {
+        let both = file("chain.pem", &format!("junk before\n{CERT}{KEY}{CERT}"));
+        let certs = read_certs(&both).unwrap();
+        assert_eq!(certs.len(), 2);
+        assert_eq!(certs[0].as_ref(), [0, 1, 2]);
+        let none = file("key-only.pem", KEY);
+        assert!(read_certs(&none)
+            .unwrap_err()
+            .ends_with("no PEM certificate found"));
+        let cut = file("cut.pem", "-----BEGIN CERTIFICATE-----\nAAEC\n");
+        assert!(read_certs(&cut)
+            .unwrap_err()
+            .contains("missing section end"));
+        let missing = std::env::temp_dir().join("latchkey-no-such-file.pem");
+        let err = read_certs(&missing).unwrap_err();
+        assert!(
+            err.contains("latchkey-no-such-file.pem: No such file"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_key_is_the_first_private_key_section() {
+        let pkcs8 = file("key.pem", &format!("{CERT}{KEY}{RSA_KEY}"));
+        match read_key(&pkcs8).unwrap() {
+            PrivateKeyDer::Pkcs8(k) => assert_eq!(k.secret_pkcs8_der(), [3, 4, 5]),
+            other => panic!("{other:?}"),
+        }
+        let pkcs1 = file("rsa.pem", RSA_KEY);
+        assert!(matches!(read_key(&pkcs1).unwrap(), PrivateKeyDer::Pkcs1(_)));
+        let none = file("cert-only.pem", CERT);
+        assert!(read_key(&none)
+            .unwrap_err()
+            .ends_with("no PEM private key found"));
+        let missing = std::env::temp_dir().join("latchkey-no-such-key.pem");
+        assert!(read_key(&missing).unwrap_err().contains("No such file"));
+    }
 }
