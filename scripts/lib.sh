@@ -111,3 +111,25 @@ ensure_pgbouncer() {
     fi
     echo "$bin"
 }
+
+# ensure_nginx: Debian's nginx for the rolling-restart test (a load balancer in front of
+# replicas), unpacked under target/tools/nginx; no service is installed or started. Prints the
+# binary's path.
+ensure_nginx() {
+    local root="$PWD/target/tools/nginx"
+    local bin="$root/usr/sbin/nginx"
+    if [ ! -x "$bin" ]; then
+        local tmp
+        tmp=$(mktemp -d)
+        chmod 755 "$tmp"
+        if ! (cd "$tmp" && apt-get download nginx >/dev/null 2>&1); then
+            as_root apt-get update -qq >&2
+            _apt_updated=1
+            (cd "$tmp" && apt-get download nginx >/dev/null 2>&1)
+        fi
+        mkdir -p "$root"
+        for deb in "$tmp"/*.deb; do dpkg -x "$deb" "$root"; done
+        rm -rf "$tmp"
+    fi
+    echo "$bin"
+}

@@ -311,6 +311,13 @@ impl Daemon {
         self.spawn_and_wait().unwrap_or_else(|e| panic!("{e}"));
     }
 
+    /// What a rolling deploy does: SIGTERM, wait for a clean exit (drain delay and in-flight
+    /// requests included), start again on the same port.
+    pub fn rolling_restart(&mut self) {
+        self.terminate_cleanly();
+        self.spawn_and_wait().unwrap_or_else(|e| panic!("{e}"));
+    }
+
     pub fn is_running(&mut self) -> bool {
         match self.child.as_mut() {
             Some(c) => matches!(c.try_wait(), Ok(None)),

@@ -16,6 +16,7 @@
 pub mod daemon;
 pub mod http;
 pub mod jwt;
+pub mod nginx;
 pub mod node;
 pub mod pg;
 pub mod pooler;

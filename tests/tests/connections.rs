@@ -169,6 +169,8 @@ fn sigterm_drains_before_the_listener_closes() {
     };
     assert_eq!(r.status, 503, "{}", r.text());
     assert_eq!(r.json()["draining"], true);
+    // Each answer now closes its connection, so keep-alive pools move off cleanly.
+    assert_eq!(r.header("connection"), Some("close"), "{:?}", r.headers);
     let s = auth.new_user();
     auth.client()
         .get("/api/auth/get-session")

@@ -325,13 +325,25 @@ pub async fn serve<H, F>(
         let activity = Activity::new();
         let handler = handler.clone();
         let requests = activity.clone();
+        let draining_now = draining.clone();
         let service = service_fn(move |mut req: Request<Incoming>| {
             let id = RequestId::next();
             req.extensions_mut().insert(id);
             let in_flight = requests.begin();
+            // While draining, an HTTP/1 answer closes its connection: the client (a load
+            // balancer's keep-alive pool) learns it from the answer itself and never sends
+            // into a connection the server is about to close.
+            let close_after = draining_now.is_draining()
+                && matches!(req.version(), http::Version::HTTP_11 | http::Version::HTTP_10);
             let fut = handler(req, peer).instrument(tracing::info_span!("request", id = %id));
             async move {
-                let resp = fut.await;
+                let mut resp = fut.await;
+                if close_after {
+                    resp.headers_mut().insert(
+                        http::header::CONNECTION,
+                        http::HeaderValue::from_static("close"),
+                    );
+                }
                 // The request counts as in flight until its body is sent: a long download is
                 // not an idle connection.
                 Ok::<_, Infallible>(resp.map(|body| {
