@@ -40,6 +40,8 @@ pub struct App {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Set by the server on SIGTERM: readiness fails while connections drain.
     pub draining: Draining,
+    pub metrics: Arc<latchkey_core::metrics::Metrics>,
+    telemetry: crate::telemetry::ApiMetrics,
 }
 
 /// Whose CORS headers a response carries when it reaches the exit.
@@ -69,6 +71,8 @@ impl App {
             };
             ConfigError::new(setting, e.to_string())
         })?;
+        let mut metrics = latchkey_core::metrics::Metrics::new();
+        let telemetry = crate::telemetry::ApiMetrics::register(metrics.registry_mut());
         let sessions = match &config.revocation {
             Revocation::Off => None,
             Revocation::Session {
@@ -78,6 +82,7 @@ impl App {
             } => Some(SessionCheck::new(
                 Db::new(latchkey_core::db::pool(database_url, 8)?, *db_timeout),
                 *cache_ttl,
+                telemetry.clone(),
             )),
         };
         let tls = match &config.tls {
@@ -124,6 +129,8 @@ impl App {
             upstream_cors: config.upstream_cors,
             tls,
             draining: Draining::default(),
+            metrics: Arc::new(metrics),
+            telemetry,
         })
     }
 
@@ -161,6 +168,11 @@ impl App {
         }
     }
 
+    /// Reads the verifier's state into the gauges (before a scrape).
+    pub fn refresh_metrics(&self) {
+        self.telemetry.refresh(&self.verifier);
+    }
+
     pub fn verifier(&self) -> &Verifier {
         &self.verifier
     }
@@ -183,6 +195,9 @@ impl App {
         let (mut resp, by) = match self.route(req, peer).await {
             Ok(pair) => pair,
             Err(e) => {
+                if let ApiError::Token(t) = e {
+                    self.telemetry.rejected(t.code());
+                }
                 if e.status().is_server_error() {
                     tracing::warn!(%method, path, code = e.code(), "request failed");
                 } else {
@@ -204,6 +219,16 @@ impl App {
         if let Ok(value) = HeaderValue::from_str(&id.to_string()) {
             resp.headers_mut().insert(X_REQUEST_ID, value);
         }
+        let route = match path.as_str() {
+            "/healthz" => "/healthz",
+            "/readyz" => "/readyz",
+            "/auth/verify" => "/auth/verify",
+            "/api/me" => "/api/me",
+            _ if self.proxy.is_some() => "proxy",
+            _ => "unmatched",
+        };
+        self.metrics
+            .observe_request(route, &method, resp.status(), started.elapsed());
         tracing::debug!(
             target: "access",
             %id,

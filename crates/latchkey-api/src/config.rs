@@ -29,6 +29,8 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// Connection limits, timeouts and the drain delay (shared with latchkey-auth).
     pub server: ServerLimits,
+    /// Where `/metrics` is served (`LATCHKEY_METRICS_LISTEN`); off when unset.
+    pub metrics_listen: Option<SocketAddr>,
     pub cors: CorsSettings,
     /// Who answers CORS on proxied paths.
     pub upstream_cors: UpstreamCors,
@@ -202,6 +204,10 @@ impl Config {
         let max_body_bytes = src.parse_or::<u64>("LATCHKEY_MAX_BODY_BYTES", 65536)?;
         let tls = TlsFiles::from_source(src)?;
         let server = ServerLimits::from_source(src)?;
+        let metrics_listen = match src.get("LATCHKEY_METRICS_LISTEN")? {
+            Some(_) => Some(src.listen_or("LATCHKEY_METRICS_LISTEN", "")?),
+            None => None,
+        };
         let cors = cors_settings(src)?;
         let upstream_cors = match src.get("LATCHKEY_UPSTREAM_CORS")?.as_deref().map(str::trim) {
             None | Some("answer") => UpstreamCors::Answer,
@@ -231,6 +237,7 @@ impl Config {
             cors,
             upstream_cors,
             server,
+            metrics_listen,
         })
     }
 }

@@ -75,6 +75,7 @@ pub mod config;
 mod error;
 mod proxy;
 mod revocation;
+mod telemetry;
 
 pub use app::App;
 pub use config::Config;

@@ -113,6 +113,25 @@ async fn serve(config: Config, app: App) -> ExitCode {
     let tls = app.tls.clone();
     let draining = app.draining.clone();
     let app = Arc::new(app);
+    let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    if let Some(addr) = config.metrics_listen {
+        let metrics_listener = match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("cannot listen on {addr} for metrics: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let scrape_app = app.clone();
+        tokio::spawn(latchkey_core::metrics::serve(
+            metrics_listener,
+            app.metrics.clone(),
+            Arc::new(move || scrape_app.refresh_metrics()),
+            async {
+                let _ = metrics_stopped.await;
+            },
+        ));
+    }
     server::serve(
         listener,
         tls,
@@ -128,6 +147,7 @@ async fn serve(config: Config, app: App) -> ExitCode {
         },
     )
     .await;
+    let _ = stop_metrics.send(());
     refresher.abort();
     ExitCode::SUCCESS
 }

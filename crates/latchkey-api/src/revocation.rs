@@ -15,14 +15,16 @@ const LIVE_SESSION_SQL: &str = r#"select 1 from "session" where id = $1 and "exp
 
 pub(crate) struct SessionCheck {
     db: Db,
+    metrics: crate::telemetry::ApiMetrics,
     ttl: Duration,
     cache: Mutex<HashMap<String, (bool, Instant)>>,
 }
 
 impl SessionCheck {
-    pub(crate) fn new(db: Db, ttl: Duration) -> Self {
+    pub(crate) fn new(db: Db, ttl: Duration, metrics: crate::telemetry::ApiMetrics) -> Self {
         Self {
             db,
+            metrics,
             ttl,
             cache: Mutex::new(HashMap::new()),
         }
@@ -45,9 +47,20 @@ impl SessionCheck {
     pub(crate) async fn check(&self, sid: Option<&str>) -> Result<(), ApiError> {
         let sid = sid.ok_or(ApiError::NoSessionId)?;
         let live = match self.cached(sid) {
-            Some(live) => live,
+            Some(live) => {
+                self.metrics.revocation_check("cache_hit");
+                live
+            }
             None => {
-                let live = self.query(sid).await?;
+                let live = match self.query(sid).await {
+                    Ok(live) => live,
+                    Err(e) => {
+                        self.metrics.revocation_check("error");
+                        return Err(e);
+                    }
+                };
+                self.metrics
+                    .revocation_check(if live { "live" } else { "revoked" });
                 self.remember(sid, live);
                 live
             }
@@ -123,7 +136,7 @@ mod tests {
 
     #[tokio::test]
     async fn fails_closed_and_requires_a_sid() {
-        let check = SessionCheck::new(unreachable_pool(), Duration::from_secs(5));
+        let check = SessionCheck::new(unreachable_pool(), Duration::from_secs(5), Default::default());
         assert_eq!(check.check(None).await, Err(ApiError::NoSessionId));
         assert_eq!(
             check.check(Some("s1")).await,
@@ -135,7 +148,7 @@ mod tests {
 
     #[tokio::test]
     async fn cache_answers_and_stays_bounded() {
-        let check = SessionCheck::new(unreachable_pool(), Duration::from_secs(5));
+        let check = SessionCheck::new(unreachable_pool(), Duration::from_secs(5), Default::default());
         check.remember("live", true);
         check.remember("dead", false);
         assert_eq!(check.check(Some("live")).await, Ok(()));

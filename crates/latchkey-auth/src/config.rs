@@ -25,6 +25,8 @@ pub(crate) struct AuthConfig {
     pub(crate) tls: Option<TlsFiles>,
     /// Connection limits, timeouts and the drain delay (shared with latchkey-api).
     pub(crate) server: ServerLimits,
+    /// Where `/metrics` is served (`LATCHKEY_METRICS_LISTEN`); off when unset.
+    pub(crate) metrics_listen: Option<SocketAddr>,
     pub(crate) database_url: SecretString,
     pub(crate) secret: SecretString,
     /// Public URL of this daemon, e.g. `https://auth.example.com`.
@@ -294,6 +296,10 @@ impl AuthConfig {
             listen,
             tls: TlsFiles::from_source(src)?,
             server: ServerLimits::from_source(src)?,
+            metrics_listen: match src.get("LATCHKEY_METRICS_LISTEN")? {
+                Some(_) => Some(src.listen_or("LATCHKEY_METRICS_LISTEN", "")?),
+                None => None,
+            },
             database_url,
             secret,
             base_url,

@@ -202,7 +202,18 @@ async fn serve(config: AuthConfig) -> Result<(), AuthError> {
         .await
         .map_err(|e| AuthError::internal(format!("cannot listen on {}: {e}", config.listen)))?;
     let cors = config.cors.then(|| cors_policy(&config)).transpose()?;
+    let mut metrics = latchkey_core::metrics::Metrics::new();
+    let telemetry =
+        crate::telemetry::AuthMetrics::register(metrics.registry_mut(), hasher.wait_histogram());
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            AuthError::internal(format!("cannot listen on {addr} for metrics: {e}"))
+        })?),
+        None => None,
+    };
     let state = Arc::new(State {
+        metrics: Arc::new(metrics),
+        telemetry,
         cookies: CookieSigner::new(config.secret.clone(), &config.cookies),
         origins: Origins::new(config.origin_patterns()),
         cors,
@@ -230,6 +241,18 @@ async fn serve(config: AuthConfig) -> Result<(), AuthError> {
         tls = state.config.tls.is_some(),
         "latchkey-auth ready"
     );
+    if let Some(listener) = metrics_listener {
+        let scrape_state = state.clone();
+        let refresh: Arc<dyn Fn() + Send + Sync> =
+            Arc::new(move || scrape_state.telemetry.refresh(&scrape_state));
+        let mut stop = shutdown.signal();
+        tokio::spawn(latchkey_core::metrics::serve(
+            listener,
+            state.metrics.clone(),
+            refresh,
+            async move { stop.triggered().await },
+        ));
+    }
     notify::ready();
     let handler_state = state.clone();
     server::serve(

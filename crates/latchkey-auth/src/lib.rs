@@ -25,5 +25,6 @@ mod routes;
 mod signing;
 mod state;
 mod store;
+mod telemetry;
 
 pub use daemon::main;

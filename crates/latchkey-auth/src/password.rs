@@ -63,6 +63,11 @@ struct Inner {
     /// others, so that unknown emails, argon2id accounts and accounts still on Better-Auth's
     /// scrypt all cost the same (scrypt takes about three times argon2id here).
     in_use: [AtomicBool; 2],
+    max_in_flight: usize,
+    /// Requests waiting for a hashing slot right now.
+    waiting: std::sync::atomic::AtomicUsize,
+    /// How long requests waited for a slot (the `latchkey_hash_wait_seconds` metric).
+    wait: prometheus_client::metrics::histogram::Histogram,
     /// Verifications computed, for the tests of the equalised work.
     #[cfg(test)]
     computed: std::sync::atomic::AtomicUsize,
@@ -104,6 +109,9 @@ impl Hasher {
                 queue_wait,
                 decoys: [argon2_hash(&random)?, scrypt_hash(&random)?],
                 in_use,
+                max_in_flight: max_in_flight.max(1),
+                waiting: Default::default(),
+                wait: latchkey_core::metrics::latency_histogram(),
                 #[cfg(test)]
                 computed: Default::default(),
             }),
@@ -114,6 +122,17 @@ impl Hasher {
     /// on a sign-in); from then on every check pays for it too.
     pub(crate) fn scheme_in_use(&self, scheme: HashScheme) {
         self.inner.in_use[scheme.index()].store(true, Ordering::Relaxed);
+    }
+
+    /// `(hashes running, requests waiting for a slot)`.
+    pub(crate) fn load(&self) -> (usize, usize) {
+        let running = self.inner.max_in_flight - self.inner.slots.available_permits();
+        (running, self.inner.waiting.load(Ordering::Relaxed))
+    }
+
+    /// The wait-time histogram, to register with the metrics.
+    pub(crate) fn wait_histogram(&self) -> prometheus_client::metrics::histogram::Histogram {
+        self.inner.wait.clone()
     }
 
     pub(crate) fn schemes_in_use(&self) -> Vec<HashScheme> {
@@ -167,13 +186,18 @@ impl Hasher {
         &self,
         job: impl FnOnce() -> Result<T, HashError> + Send + 'static,
     ) -> Result<T, HashError> {
-        let permit = tokio::time::timeout(
+        let started = std::time::Instant::now();
+        self.inner.waiting.fetch_add(1, Ordering::Relaxed);
+        let acquired = tokio::time::timeout(
             self.inner.queue_wait,
             self.inner.slots.clone().acquire_owned(),
         )
-        .await
-        .map_err(|_| HashError::Busy)?
-        .map_err(|_| HashError::Busy)?;
+        .await;
+        self.inner.waiting.fetch_sub(1, Ordering::Relaxed);
+        self.inner.wait.observe(started.elapsed().as_secs_f64());
+        let permit = acquired
+            .map_err(|_| HashError::Busy)?
+            .map_err(|_| HashError::Busy)?;
         // The permit lives inside the blocking job: if the client disconnects and this future
         // is dropped, the hash still runs to completion, and the slot must stay taken until it
         // has. Otherwise dropped connections would start unbounded hashes.

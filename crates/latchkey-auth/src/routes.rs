@@ -202,12 +202,15 @@ pub(crate) async fn handle(
     let path = req.uri().path().to_string();
     let origin: Option<HeaderValue> = req.headers().get(ORIGIN).cloned();
 
+    let target = target_of(req.method(), req.uri().path());
+    let route = target.label();
+
     let mut resp = match &st.cors {
         Some(cors) if Cors::is_preflight(req.method(), req.headers()) => {
             cors.preflight(req.headers())
         }
         _ => {
-            let mut resp = match respond(&st, req, peer).await {
+            let mut resp = match respond(&st, target, req, peer).await {
                 Ok(resp) => resp,
                 Err(e) => e.into_response(),
             };
@@ -220,6 +223,9 @@ pub(crate) async fn handle(
     if let Ok(v) = HeaderValue::from_str(&id.to_string()) {
         resp.headers_mut().insert("x-request-id", v);
     }
+    let elapsed = started.elapsed();
+    st.metrics
+        .observe_request(route, &method, resp.status(), elapsed);
     // Debug level: at thousands of requests a second an info line each would flood the
     // journal; `LATCHKEY_LOG=info,access=debug` turns them on.
     tracing::debug!(
@@ -227,34 +233,65 @@ pub(crate) async fn handle(
         %method,
         path,
         status = resp.status().as_u16(),
-        micros = started.elapsed().as_micros() as u64,
+        micros = elapsed.as_micros() as u64,
         %peer,
     );
     resp
 }
 
+/// What a request asks for, found from its method and path alone.
+enum Target {
+    Health,
+    Ready,
+    Jwks,
+    Route(&'static Route, Vec<(&'static str, String)>),
+    NotFound,
+}
+
+impl Target {
+    /// The `route` label of the request metrics: a fixed set of values.
+    fn label(&self) -> &'static str {
+        match self {
+            Target::Health => "/healthz",
+            Target::Ready => "/readyz",
+            Target::Jwks => "/.well-known/jwks.json",
+            Target::Route(route, _) => route.pattern,
+            Target::NotFound => "unmatched",
+        }
+    }
+}
+
+fn target_of(method: &Method, path: &str) -> Target {
+    match (method, path) {
+        (&Method::GET, "/healthz") => return Target::Health,
+        (&Method::GET, "/readyz") => return Target::Ready,
+        (&Method::GET, "/.well-known/jwks.json") => return Target::Jwks,
+        _ => {}
+    }
+    match path.strip_prefix(BASE).and_then(|rest| find_route(method, rest)) {
+        Some((route, params)) => Target::Route(route, params),
+        None => Target::NotFound,
+    }
+}
+
 async fn respond(
     st: &State,
+    target: Target,
     req: Request<Incoming>,
     peer: SocketAddr,
 ) -> Result<HttpResponse, AuthError> {
-    let (parts, body) = req.into_parts();
-    let path = parts.uri.path();
-    match (&parts.method, path) {
-        (&Method::GET, "/healthz") => return Ok(h::json(StatusCode::OK, &json!({"status": "ok"}))),
-        (&Method::GET, "/readyz") => return Ok(readyz(st).await),
-        (&Method::GET, "/.well-known/jwks.json") => return Ok(jwt::jwks(st)),
-        _ => {}
-    }
-    let Some(rest) = path.strip_prefix(BASE) else {
-        return Err(AuthError::NotFound);
-    };
-    let Some((route, params)) = find_route(&parts.method, rest) else {
-        return Err(AuthError::NotFound);
+    let (route, params) = match target {
+        Target::Health => return Ok(h::json(StatusCode::OK, &json!({"status": "ok"}))),
+        Target::Ready => return Ok(readyz(st).await),
+        Target::Jwks => return Ok(jwt::jwks(st)),
+        Target::NotFound => return Err(AuthError::NotFound),
+        Target::Route(route, params) => (route, params),
     };
     if route.endpoint == Endpoint::Jwks {
         return Ok(jwt::jwks(st));
     }
+    let (parts, body) = req.into_parts();
+    let rest = parts.uri.path().strip_prefix(BASE).unwrap_or_default();
     let body = match route.body {
         BodyRule::Ignored => bytes::Bytes::new(),
         _ => read_body(st, body).await?,

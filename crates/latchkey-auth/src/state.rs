@@ -32,6 +32,8 @@ pub(crate) struct State {
     pub(crate) draining: Draining,
     /// `None` with `LATCHKEY_CORS=off`.
     pub(crate) cors: Option<Cors>,
+    pub(crate) metrics: Arc<latchkey_core::metrics::Metrics>,
+    pub(crate) telemetry: crate::telemetry::AuthMetrics,
     /// Set once the "X-Forwarded-For from an untrusted peer" hint has been logged.
     pub(crate) warned_forwarded_for: AtomicBool,
 }
@@ -159,6 +161,10 @@ impl State {
         let key = format!("{}|{}", RateLimitPolicy::bucket(ip), req.path);
         let result = policy.check(&self.db, rule, &key).await;
         if let Err(AuthError::RateLimited { .. }) = &result {
+            self.telemetry.rate_limited(match rule {
+                Rule::Credential => "credential",
+                Rule::Mail => "mail",
+            });
             let event = crate::audit::Event::RateLimited {
                 path: req.path.clone(),
             };

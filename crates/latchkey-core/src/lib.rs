@@ -10,6 +10,7 @@ pub mod db;
 pub mod http;
 pub mod http_client;
 pub mod log;
+pub mod metrics;
 pub mod notify;
 pub mod origins;
 pub mod pgtls;

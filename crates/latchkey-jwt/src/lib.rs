@@ -119,6 +119,26 @@ struct Inner {
     generation: AtomicU64,
     /// Held while an unknown-kid refetch is in flight; holds the time of the last one.
     refetch: tokio::sync::Mutex<Option<Instant>>,
+    stats: FetchStats,
+}
+
+#[derive(Default)]
+struct FetchStats {
+    last_loaded: std::sync::Mutex<Option<Instant>>,
+    ok: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// What a verifier knows of its key set, for metrics and health pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerifierStats {
+    /// Usable keys in the current set.
+    pub keys: usize,
+    /// Time since the current set was fetched, if one was.
+    pub key_set_age: Option<Duration>,
+    /// JWKS fetches that loaded a key set, and those that failed, since start.
+    pub fetches_ok: u64,
+    pub fetches_failed: u64,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -164,6 +184,7 @@ impl Verifier {
                 keys: RwLock::new(None),
                 generation: AtomicU64::new(0),
                 refetch: tokio::sync::Mutex::new(None),
+                stats: FetchStats::default(),
             }),
         })
     }
@@ -184,6 +205,37 @@ impl Verifier {
     /// fetches overlap, an answer is dropped if a fetch that started after it has already been
     /// applied.
     pub async fn refresh(&self) -> Result<(), Error> {
+        let result = self.fetch_and_load().await;
+        let stats = &self.inner.stats;
+        match &result {
+            Ok(()) => {
+                stats.ok.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut at) = stats.last_loaded.lock() {
+                    *at = Some(Instant::now());
+                }
+            }
+            Err(_) => {
+                stats.failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        result
+    }
+
+    pub fn stats(&self) -> VerifierStats {
+        let stats = &self.inner.stats;
+        VerifierStats {
+            keys: self.current().map_or(0, |set| set.keys.len()),
+            key_set_age: stats
+                .last_loaded
+                .lock()
+                .ok()
+                .and_then(|at| at.map(|t| t.elapsed())),
+            fetches_ok: stats.ok.load(Ordering::Relaxed),
+            fetches_failed: stats.failed.load(Ordering::Relaxed),
+        }
+    }
+
+    async fn fetch_and_load(&self) -> Result<(), Error> {
         let inner = &self.inner;
         let generation = inner.generation.fetch_add(1, Ordering::SeqCst) + 1;
         let body = tokio::time::timeout(

@@ -155,6 +155,7 @@ pub(crate) async fn sign_in(
                 None => actor,
             };
             failed_sign_in(st, &actor).await;
+            st.telemetry.sign_in("invalid_credentials");
             return Err(invalid_credentials());
         }
     };
@@ -168,6 +169,7 @@ pub(crate) async fn sign_in(
     };
     if !verdict.ok {
         failed_sign_in(st, &Actor::of(st, req).user(&user.id)).await;
+        st.telemetry.sign_in("invalid_credentials");
         return Err(invalid_credentials());
     }
 
@@ -189,6 +191,7 @@ pub(crate) async fn sign_in(
     let actor = Actor::of(st, req).user(&user.id).session(&session.id);
     audit::record(&tx, &Event::SignIn, &actor).await?;
     tx.commit().await?;
+    st.telemetry.sign_in("success");
 
     let mut reply = match &callback {
         Some(url) => {
