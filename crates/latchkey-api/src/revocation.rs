@@ -136,7 +136,11 @@ mod tests {
 
     #[tokio::test]
     async fn fails_closed_and_requires_a_sid() {
-        let check = SessionCheck::new(unreachable_pool(), Duration::from_secs(5), Default::default());
+        let check = SessionCheck::new(
+            unreachable_pool(),
+            Duration::from_secs(5),
+            Default::default(),
+        );
         assert_eq!(check.check(None).await, Err(ApiError::NoSessionId));
         assert_eq!(
             check.check(Some("s1")).await,
@@ -148,7 +152,11 @@ mod tests {
 
     #[tokio::test]
     async fn cache_answers_and_stays_bounded() {
-        let check = SessionCheck::new(unreachable_pool(), Duration::from_secs(5), Default::default());
+        let check = SessionCheck::new(
+            unreachable_pool(),
+            Duration::from_secs(5),
+            Default::default(),
+        );
         check.remember("live", true);
         check.remember("dead", false);
         assert_eq!(check.check(Some("live")).await, Ok(()));

@@ -51,7 +51,11 @@ impl ApiMetrics {
             "Session checks (LATCHKEY_REVOCATION=session): cache_hit, live, revoked, error",
             m.revocation.clone(),
         );
-        registry.register("jwks_keys", "Usable keys in the loaded key set", m.jwks_keys.clone());
+        registry.register(
+            "jwks_keys",
+            "Usable keys in the loaded key set",
+            m.jwks_keys.clone(),
+        );
         registry.register(
             "jwks_age_seconds",
             "Seconds since the key set was last fetched (-1 before the first)",

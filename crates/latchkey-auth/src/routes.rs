@@ -268,7 +268,10 @@ fn target_of(method: &Method, path: &str) -> Target {
         (&Method::GET, "/.well-known/jwks.json") => return Target::Jwks,
         _ => {}
     }
-    match path.strip_prefix(BASE).and_then(|rest| find_route(method, rest)) {
+    match path
+        .strip_prefix(BASE)
+        .and_then(|rest| find_route(method, rest))
+    {
         Some((route, params)) => Target::Route(route, params),
         None => Target::NotFound,
     }

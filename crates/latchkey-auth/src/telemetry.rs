@@ -34,7 +34,10 @@ pub(crate) struct AuthMetrics {
 }
 
 impl AuthMetrics {
-    pub(crate) fn register(registry: &mut Registry, wait: prometheus_client::metrics::histogram::Histogram) -> Self {
+    pub(crate) fn register(
+        registry: &mut Registry,
+        wait: prometheus_client::metrics::histogram::Histogram,
+    ) -> Self {
         let m = AuthMetrics::default();
         registry.register(
             "sign_ins",

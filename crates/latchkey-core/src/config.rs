@@ -138,7 +138,9 @@ fn nearest(name: &str) -> Option<&'static str> {
             row[0] = i + 1;
             for (j, cb) in b.iter().enumerate() {
                 let here = row[j + 1];
-                row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(here + 1);
+                row[j + 1] = (prev + usize::from(ca != *cb))
+                    .min(row[j] + 1)
+                    .min(here + 1);
                 prev = here;
             }
         }
@@ -194,7 +196,10 @@ impl Source {
             for key in source.file.keys() {
                 // `latchkey_better_auth_secret` is refused like `better_auth_secret`.
                 let upper = key.to_ascii_uppercase();
-                let upper = upper.strip_prefix("LATCHKEY_").unwrap_or(&upper).to_string();
+                let upper = upper
+                    .strip_prefix("LATCHKEY_")
+                    .unwrap_or(&upper)
+                    .to_string();
                 if SECRET_SETTINGS.contains(&upper.as_str()) {
                     return Err(ConfigError::new(
                         upper,
@@ -440,7 +445,11 @@ mod tests {
     fn typos_are_refused_with_the_nearest_name() {
         let e = src(&[], "jwt_expire_in = 60").reject_unknown().unwrap_err();
         assert_eq!(e.setting, "jwt_expire_in");
-        assert!(e.to_string().contains("did you mean LATCHKEY_JWT_EXPIRES_IN?"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("did you mean LATCHKEY_JWT_EXPIRES_IN?"),
+            "{e}"
+        );
         let e = src(&[("LATCHKEY_SESION_EXPIRES_IN", "1")], "")
             .reject_unknown()
             .unwrap_err();
@@ -451,7 +460,11 @@ mod tests {
         assert!(!e.to_string().contains("did you mean"), "{e}");
         // Known ones, in every spelling, and variables of other programs are fine.
         src(
-            &[("LATCHKEY_LOG", "info"), ("HOME", "/root"), ("RUST_LOG", "x")],
+            &[
+                ("LATCHKEY_LOG", "info"),
+                ("HOME", "/root"),
+                ("RUST_LOG", "x"),
+            ],
             "listen = \"127.0.0.1:1\"\nlatchkey_cors = false\nbetter_auth_url = \"http://a\"",
         )
         .reject_unknown()

@@ -62,8 +62,9 @@ impl Metrics {
             "HTTP requests answered, by route (the route pattern, not the raw path), method and status",
             requests.clone(),
         );
-        let latency =
-            Family::<RouteLabel, Histogram, LatencyHistogram>::new_with_constructor(latency_histogram);
+        let latency = Family::<RouteLabel, Histogram, LatencyHistogram>::new_with_constructor(
+            latency_histogram,
+        );
         registry.register(
             "http_request_duration_seconds",
             "Time from the request to its answer's head, by route",
@@ -92,8 +93,13 @@ impl Metrics {
     ) {
         // Unusual methods fold into one label value, for the same reason.
         let method = match *method {
-            Method::GET | Method::HEAD | Method::POST | Method::PUT | Method::PATCH
-            | Method::DELETE | Method::OPTIONS => method.as_str().to_string(),
+            Method::GET
+            | Method::HEAD
+            | Method::POST
+            | Method::PUT
+            | Method::PATCH
+            | Method::DELETE
+            | Method::OPTIONS => method.as_str().to_string(),
             _ => "other".to_string(),
         };
         self.requests
@@ -165,8 +171,18 @@ mod tests {
     #[test]
     fn requests_are_counted_by_route_and_status() {
         let m = Metrics::new();
-        m.observe_request("/ok", &Method::GET, StatusCode::OK, Duration::from_millis(2));
-        m.observe_request("/ok", &Method::GET, StatusCode::OK, Duration::from_millis(3));
+        m.observe_request(
+            "/ok",
+            &Method::GET,
+            StatusCode::OK,
+            Duration::from_millis(2),
+        );
+        m.observe_request(
+            "/ok",
+            &Method::GET,
+            StatusCode::OK,
+            Duration::from_millis(3),
+        );
         m.observe_request(
             "unmatched",
             &Method::from_bytes(b"BREW").unwrap(),
@@ -175,7 +191,9 @@ mod tests {
         );
         let text = m.encode();
         assert!(
-            text.contains(r#"latchkey_http_requests_total{route="/ok",method="GET",status="200"} 2"#),
+            text.contains(
+                r#"latchkey_http_requests_total{route="/ok",method="GET",status="200"} 2"#
+            ),
             "{text}"
         );
         assert!(text.contains(r#"method="other",status="404""#), "{text}");

@@ -334,7 +334,10 @@ pub async fn serve<H, F>(
             // balancer's keep-alive pool) learns it from the answer itself and never sends
             // into a connection the server is about to close.
             let close_after = draining_now.is_draining()
-                && matches!(req.version(), http::Version::HTTP_11 | http::Version::HTTP_10);
+                && matches!(
+                    req.version(),
+                    http::Version::HTTP_11 | http::Version::HTTP_10
+                );
             let fut = handler(req, peer).instrument(tracing::info_span!("request", id = %id));
             async move {
                 let mut resp = fut.await;
