@@ -1,0 +1,141 @@
+//! `/metrics` of both daemons, scraped on their own listener and parsed as Prometheus would:
+//! requests by route and status, sign-in outcomes, JWT rejections by reason, the key set, the
+//! pool; and not served on the public listener.
+
+use std::collections::HashMap;
+
+use latchkey_e2e::stack::{Api, Auth, PASSWORD};
+use latchkey_e2e::{free_port, random_email, Client};
+
+/// The samples of one scrape: `name{labels}` → value.
+fn scrape(port: u16) -> Vec<prometheus_parse::Sample> {
+    let r = Client::new(&format!("http://127.0.0.1:{port}"))
+        .get("/metrics")
+        .send();
+    r.expect(200);
+    assert!(
+        r.header("content-type")
+            .unwrap_or("")
+            .starts_with("text/plain"),
+        "{:?}",
+        r.headers
+    );
+    let lines = r
+        .text()
+        .lines()
+        .map(|l| Ok(l.to_string()))
+        .collect::<Vec<_>>();
+    prometheus_parse::Scrape::parse(lines.into_iter())
+        .expect("a valid exposition")
+        .samples
+}
+
+fn value(samples: &[prometheus_parse::Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    let want: HashMap<&str, &str> = labels.iter().copied().collect();
+    samples
+        .iter()
+        .filter(|s| s.metric == name)
+        .filter(|s| want.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => 0.0,
+        })
+        .sum()
+}
+
+#[test]
+fn both_daemons_expose_their_metrics() {
+    let auth_metrics = free_port();
+    let api_metrics = free_port();
+    let auth = Auth::start_with(|s| {
+        s.env(
+            "LATCHKEY_METRICS_LISTEN",
+            format!("127.0.0.1:{auth_metrics}"),
+        )
+    });
+    let api = Api::start_with(&auth.url(), |s| {
+        s.env(
+            "LATCHKEY_METRICS_LISTEN",
+            format!("127.0.0.1:{api_metrics}"),
+        )
+    });
+    api.wait_ready();
+    let s = auth.new_user();
+    auth.sign_in_resp(&s.email(), "not the password")
+        .expect(401);
+    auth.sign_in_resp(&random_email(), PASSWORD).expect(401);
+    auth.sign_in(&s.email(), PASSWORD);
+    let jwt = auth.jwt(&s);
+    api.me(&jwt).expect(200);
+    let mut forged = jwt.clone();
+    forged.push('x');
+    api.me(&forged).expect(401);
+    api.me("not-a-jwt").expect(401);
+
+    let a = scrape(auth_metrics);
+    assert_eq!(
+        value(
+            &a,
+            "latchkey_http_requests_total",
+            &[("route", "/sign-up/email"), ("status", "200")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &a,
+            "latchkey_http_requests_total",
+            &[("route", "/sign-in/email"), ("status", "401")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        value(&a, "latchkey_sign_ins_total", &[("outcome", "success")]),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &a,
+            "latchkey_sign_ins_total",
+            &[("outcome", "invalid_credentials")]
+        ),
+        2.0
+    );
+    assert!(
+        value(
+            &a,
+            "latchkey_http_request_duration_seconds_count",
+            &[("route", "/sign-in/email")]
+        ) >= 3.0
+    );
+    assert!(value(&a, "latchkey_db_pool_connections", &[("state", "max")]) >= 1.0);
+    assert!(value(&a, "latchkey_hash_wait_seconds_count", &[]) >= 4.0);
+
+    let p = scrape(api_metrics);
+    assert_eq!(
+        value(
+            &p,
+            "latchkey_http_requests_total",
+            &[("route", "/api/me"), ("status", "200")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &p,
+            "latchkey_http_requests_total",
+            &[("route", "/api/me"), ("status", "401")]
+        ),
+        2.0
+    );
+    assert_eq!(value(&p, "latchkey_jwt_rejections_total", &[]), 2.0);
+    assert!(value(&p, "latchkey_jwks_keys", &[]) >= 1.0);
+    assert!(value(&p, "latchkey_jwks_fetches_total", &[("result", "ok")]) >= 1.0);
+    assert!(value(&p, "latchkey_jwks_age_seconds", &[]) >= 0.0);
+
+    // Not on the public listeners.
+    auth.client().get("/metrics").send().expect(404);
+    assert_ne!(api.client().get("/metrics").send().status, 200);
+}
