@@ -7,10 +7,13 @@
 //   API_URL         latchkey-api base URL, optional: JWTs are also checked at GET /api/me
 //   DATABASE_URL    the server's database, optional: enables the SESSION_NOT_FRESH check
 //   JWT_ALG         expected JWS alg (EdDSA, RS256, ES256); default EdDSA
+//   VERIFY_SECRET   the server's secret, optional: a verification token is signed with it (as
+//                   Better-Auth signs them) and redeemed through verifyEmail
 
 import pg from "pg";
+import { SignJWT } from "jose";
 import {
-  assert, done, env, fails, http, jwtHeader, makeClient, ok, randomEmail, step, verifyJwt,
+  assert, done, env, fails, http, jwtHeader, makeClient, ok, query, randomEmail, step, verifyJwt,
 } from "./lib.mjs";
 
 const AUTH = env("AUTH_URL").replace(/\/$/, "");
@@ -18,6 +21,7 @@ const TRUSTED = process.env.TRUSTED_ORIGIN || "";
 const API = (process.env.API_URL || "").replace(/\/$/, "");
 const DB = process.env.DATABASE_URL || "";
 const ALG = process.env.JWT_ALG || "EdDSA";
+const VERIFY_SECRET = process.env.VERIFY_SECRET || "";
 const ISS = new URL(AUTH).origin;
 const JWKS = `${AUTH}/api/auth/jwks`;
 const WELL_KNOWN = `${AUTH}/.well-known/jwks.json`;
@@ -294,6 +298,45 @@ await step("sign-out clears the cookie; revoke-sessions", async () => {
   assert.ok(ok(await E.client.getSession()), "E unaffected");
   assert.equal(ok(await E.client.revokeSessions()).status, true);
   assert.equal(ok(await E.client.getSession()), null);
+});
+
+await step("email verification and password reset through the official client", async () => {
+  const C = makeClient(AUTH);
+  const e = randomEmail("mail");
+  const up = ok(await C.client.signUp.email({ name: "Mia", email: e, password: PASSWORD }), "signUp");
+  const uid = up.user.id;
+  const sent = ok(await C.client.sendVerificationEmail({ email: e, callbackURL: "/verified" }), "sendVerificationEmail");
+  assert.equal(sent.status, true);
+  fails(await C.client.sendVerificationEmail({ email: "someone-else@example.com" }), 400, "EMAIL_MISMATCH", "other email");
+  fails(await C.client.verifyEmail({ query: { token: "not.a.token" } }), 401, "INVALID_TOKEN", "garbage token");
+  if (VERIFY_SECRET) {
+    // Signed as Better-Auth signs them (jose, HS256, the secret as the key).
+    const key = new TextEncoder().encode(VERIFY_SECRET);
+    const expired = await new SignJWT({ email: e, userId: uid }).setProtectedHeader({ alg: "HS256" })
+      .setIssuedAt(Math.floor(Date.now() / 1000) - 7200).setExpirationTime(Math.floor(Date.now() / 1000) - 60).sign(key);
+    fails(await C.client.verifyEmail({ query: { token: expired } }), 401, "TOKEN_EXPIRED", "expired token");
+    const token = await new SignJWT({ email: e, userId: uid }).setProtectedHeader({ alg: "HS256" })
+      .setIssuedAt().setExpirationTime("1h").sign(key);
+    const v = ok(await C.client.verifyEmail({ query: { token } }), "verifyEmail");
+    assert.equal(v.status, true);
+    assert.equal(v.user, null);
+    assert.equal(ok(await C.client.getSession(), "getSession").user.emailVerified, true);
+    fails(await C.client.sendVerificationEmail({ email: e }), 400, "EMAIL_ALREADY_VERIFIED", "verified");
+  }
+  if (DB) {
+    const r = ok(await C.client.requestPasswordReset({ email: e, redirectTo: "/reset" }), "requestPasswordReset");
+    assert.equal(r.status, true);
+    const rows = await query(DB, `SELECT identifier FROM "verification" WHERE "value" = $1 AND identifier LIKE 'reset-password:%'`, [uid]);
+    assert.equal(rows.length, 1, "one reset row");
+    const token = rows[0].identifier.slice("reset-password:".length);
+    assert.match(token, /^[A-Za-z0-9]{24}$/);
+    fails(await C.client.resetPassword({ newPassword: "short", token }), 400, "PASSWORD_TOO_SHORT", "short");
+    assert.equal(ok(await C.client.resetPassword({ newPassword: "reset password 123", token }), "resetPassword").status, true);
+    fails(await C.client.resetPassword({ newPassword: "reset password 456", token }), 400, "INVALID_TOKEN", "reused");
+    const D = makeClient(AUTH);
+    fails(await D.client.signIn.email({ email: e, password: PASSWORD }), 401, "INVALID_EMAIL_OR_PASSWORD", "old password");
+    ok(await D.client.signIn.email({ email: e, password: "reset password 123" }), "new password");
+  }
 });
 
 await step("HTTP conventions the client relies on (404, 415, error shape)", async () => {

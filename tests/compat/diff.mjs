@@ -270,13 +270,24 @@ async function scenario(base, db) {
   await rec("verify-password", { method: "POST", path: "/verify-password", headers: c3, body: { password: PW } });
   await rec("verify-password wrong", { method: "POST", path: "/verify-password", headers: c3, body: { password: "not the password" } });
   await rec("update-session", { method: "POST", path: "/update-session", headers: c3, body: {} });
-  for (const [label, req] of [
-    ["request-password-reset", { method: "POST", path: "/request-password-reset", headers: origin, body: { email } }],
-    ["send-verification-email", { method: "POST", path: "/send-verification-email", headers: origin, body: { email } }],
-  ]) {
-    const r = await exchange(base, req);
-    out.push({ label: `EXTRA ${label}`, req, r, extra: true });
-  }
+  // Email flows: Better-Auth's reference has send callbacks, latchkey a transport (the log).
+  await rec("request-password-reset", { method: "POST", path: "/request-password-reset", headers: origin, body: { email } });
+  await rec("request-password-reset unknown email", { method: "POST", path: "/request-password-reset", headers: origin, body: { email: "nobody-diff@example.com", redirectTo: "/reset" } });
+  await rec("request-password-reset untrusted redirectTo", { method: "POST", path: "/request-password-reset", headers: origin, body: { email, redirectTo: "https://evil.example/reset" } });
+  await rec("request-password-reset bad email", { method: "POST", path: "/request-password-reset", headers: origin, body: { email: "nope" } });
+  await rec("send-verification-email", { method: "POST", path: "/send-verification-email", headers: origin, body: { email } });
+  await rec("send-verification-email with session", { method: "POST", path: "/send-verification-email", headers: c3, body: { email } });
+  await rec("send-verification-email with session, other email", { method: "POST", path: "/send-verification-email", headers: c3, body: { email: email2 } });
+  await rec("send-verification-email untrusted callbackURL", { method: "POST", path: "/send-verification-email", headers: origin, body: { email, callbackURL: "https://evil.example/" } });
+  await rec("verify-email garbage token", { path: "/verify-email?token=garbage" });
+  await rec("verify-email garbage token with callbackURL", { path: "/verify-email?token=garbage&callbackURL=%2Fdone%3Fx%3D1" });
+  await rec("verify-email untrusted callbackURL", { path: "/verify-email?token=garbage&callbackURL=https%3A%2F%2Fevil.example%2F" });
+  await rec("verify-email without token", { path: "/verify-email" });
+  await rec("reset-password link without callbackURL", { path: "/reset-password/sometoken" });
+  await rec("reset-password link untrusted callbackURL", { path: "/reset-password/sometoken?callbackURL=https%3A%2F%2Fevil.example%2F" });
+  await rec("reset-password bad token", { method: "POST", path: "/reset-password", headers: origin, body: { newPassword: "a long new password", token: "nope" } });
+  await rec("reset-password short password", { method: "POST", path: "/reset-password", headers: origin, body: { newPassword: "short", token: "nope" } });
+  await rec("reset-password no token", { method: "POST", path: "/reset-password", headers: origin, body: { newPassword: "a long new password" } });
   return out;
 }
 

@@ -21,6 +21,7 @@ pub mod node;
 pub mod pg;
 pub mod pooler;
 pub mod proc;
+pub mod smtp;
 pub mod stack;
 pub mod tls;
 pub mod upstream;

@@ -316,6 +316,8 @@ fn state_file(name: &str) -> String {
 fn as_better_auth(spec: latchkey_e2e::DaemonSpec) -> latchkey_e2e::DaemonSpec {
     spec.env("LATCHKEY_REQUIRE_SIGNED_BEARER", "false")
         .env("LATCHKEY_LIST_SESSION_TOKENS", "all")
+        // The reference Better-Auth has send callbacks (ba.mjs); the log stands in for them.
+        .env("LATCHKEY_MAIL_TRANSPORT", "log")
 }
 
 fn official_client_against_latchkey(alg: &str) {
@@ -338,6 +340,7 @@ fn official_client_against_latchkey(alg: &str) {
             ("DATABASE_URL", auth.db.url.clone()),
             ("JWT_ALG", alg.to_string()),
             ("RATE_LIMITED_AUTH_URL", limited.url()),
+            ("VERIFY_SECRET", auth.secret.clone()),
         ],
         &|| logs(&[&auth.daemon, &api.daemon, &limited.daemon]),
     );
@@ -364,7 +367,8 @@ fn official_client_against_latchkey_es256() {
 fn official_client_against_real_better_auth() {
     let db = cluster().create_db();
     let port = free_port();
-    let ba = NodeServer::start_ba(&db.url, &secret(), port, "EdDSA");
+    let secret = secret();
+    let ba = NodeServer::start_ba(&db.url, &secret, port, "EdDSA");
     run_node(
         "client-better-auth",
         &["client.mjs"],
@@ -372,6 +376,7 @@ fn official_client_against_real_better_auth() {
             ("AUTH_URL", format!("http://127.0.0.1:{port}")),
             ("TRUSTED_ORIGIN", TRUSTED_ORIGIN.to_string()),
             ("DATABASE_URL", db.url.clone()),
+            ("VERIFY_SECRET", secret.clone()),
             // Better-Auth has no /.well-known/jwks.json (latchkey adds it).
             ("SKIP_WELL_KNOWN", "1".to_string()),
         ],

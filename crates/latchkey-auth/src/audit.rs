@@ -23,12 +23,30 @@ pub(crate) enum Event {
     SignIn,
     SignInFailed(SignInFailure),
     SignOut,
-    PasswordChanged { other_sessions_revoked: bool },
-    SessionRevoked { session_id: String },
-    SessionsRevoked { kept_current: bool },
-    KeyCreated { kid: String },
-    KeyRevoked { kid: String },
-    RateLimited { path: String },
+    PasswordChanged {
+        other_sessions_revoked: bool,
+    },
+    SessionRevoked {
+        session_id: String,
+    },
+    SessionsRevoked {
+        kept_current: bool,
+    },
+    KeyCreated {
+        kid: String,
+    },
+    KeyRevoked {
+        kid: String,
+    },
+    RateLimited {
+        path: String,
+    },
+    EmailVerified,
+    /// For unknown addresses too, without a user.
+    PasswordResetRequested,
+    PasswordReset {
+        sessions_revoked: bool,
+    },
 }
 
 /// Why a sign-in failed. Unknown email and wrong password are one reason on purpose: the
@@ -51,6 +69,9 @@ impl Event {
             Event::KeyCreated { .. } => "key_created",
             Event::KeyRevoked { .. } => "key_revoked",
             Event::RateLimited { .. } => "rate_limited",
+            Event::EmailVerified => "email_verified",
+            Event::PasswordResetRequested => "password_reset_requested",
+            Event::PasswordReset { .. } => "password_reset",
         }
     }
 
@@ -66,7 +87,14 @@ impl Event {
             Event::SessionsRevoked { kept_current } => json!({ "keptCurrent": kept_current }),
             Event::KeyCreated { kid } | Event::KeyRevoked { kid } => json!({ "kid": kid }),
             Event::RateLimited { path } => json!({ "path": path }),
-            Event::SignUp | Event::SignIn | Event::SignOut => json!({}),
+            Event::PasswordReset { sessions_revoked } => {
+                json!({ "sessionsRevoked": sessions_revoked })
+            }
+            Event::SignUp
+            | Event::SignIn
+            | Event::SignOut
+            | Event::EmailVerified
+            | Event::PasswordResetRequested => json!({}),
         }
     }
 }

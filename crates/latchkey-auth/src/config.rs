@@ -62,6 +62,27 @@ pub(crate) struct AuthConfig {
     /// them).
     pub(crate) audit_retention: Duration,
     pub(crate) rate_limit: RateLimitPolicy,
+    /// Mail transport, sender and templates (mail.rs).
+    pub(crate) mail: crate::mail::MailConfig,
+    /// Email verification and password reset (docs/compatibility.md#verification-tokens).
+    pub(crate) email: EmailPolicy,
+}
+
+/// Better-Auth's `emailVerification` and `emailAndPassword` options, with its defaults.
+#[derive(Debug, Clone)]
+pub(crate) struct EmailPolicy {
+    /// `requireEmailVerification`: no session before the address is verified.
+    pub(crate) require_verification: bool,
+    /// `sendOnSignUp` (defaults to `require_verification`).
+    pub(crate) send_on_sign_up: bool,
+    /// `sendOnSignIn`: an unverified sign-in with the right password gets a new link.
+    pub(crate) send_on_sign_in: bool,
+    /// `autoSignInAfterVerification`.
+    pub(crate) auto_sign_in: bool,
+    pub(crate) verification_expires_in: Duration,
+    pub(crate) reset_expires_in: Duration,
+    /// `revokeSessionsOnPasswordReset`.
+    pub(crate) revoke_sessions_on_reset: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -291,6 +312,40 @@ impl AuthConfig {
                 "limit and window must be positive (use LATCHKEY_RATE_LIMIT=off to disable)",
             ));
         }
+        let mail = crate::mail::MailConfig::load(src, &base_url)?;
+        let require_verification = src.bool_or("LATCHKEY_REQUIRE_EMAIL_VERIFICATION", false)?;
+        let email = EmailPolicy {
+            require_verification,
+            send_on_sign_up: src.bool_or(
+                "LATCHKEY_SEND_VERIFICATION_ON_SIGN_UP",
+                require_verification,
+            )?,
+            send_on_sign_in: src.bool_or("LATCHKEY_SEND_VERIFICATION_ON_SIGN_IN", false)?,
+            auto_sign_in: src.bool_or("LATCHKEY_AUTO_SIGN_IN_AFTER_VERIFICATION", false)?,
+            verification_expires_in: src.seconds_within(
+                "LATCHKEY_VERIFICATION_TOKEN_EXPIRES_IN",
+                Duration::from_secs(3600),
+                Duration::from_secs(30 * DAY),
+            )?,
+            reset_expires_in: src.seconds_within(
+                "LATCHKEY_RESET_TOKEN_EXPIRES_IN",
+                Duration::from_secs(3600),
+                Duration::from_secs(30 * DAY),
+            )?,
+            revoke_sessions_on_reset: src
+                .bool_or("LATCHKEY_REVOKE_SESSIONS_ON_PASSWORD_RESET", false)?,
+        };
+        for (name, value) in [
+            (
+                "LATCHKEY_VERIFICATION_TOKEN_EXPIRES_IN",
+                email.verification_expires_in,
+            ),
+            ("LATCHKEY_RESET_TOKEN_EXPIRES_IN", email.reset_expires_in),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::new(name, "must be positive"));
+            }
+        }
         src.reject_unknown()?;
         Ok(AuthConfig {
             listen,
@@ -321,6 +376,8 @@ impl AuthConfig {
             db_idle_timeout,
             audit_retention,
             rate_limit,
+            mail,
+            email,
         })
     }
 

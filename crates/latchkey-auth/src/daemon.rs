@@ -202,6 +202,9 @@ async fn serve(config: AuthConfig) -> Result<(), AuthError> {
         .await
         .map_err(|e| AuthError::internal(format!("cannot listen on {}: {e}", config.listen)))?;
     let cors = config.cors.then(|| cors_policy(&config)).transpose()?;
+    let mail_transport = crate::mail::Transport::new(&config.mail)
+        .map_err(AuthError::internal)?
+        .map(Arc::new);
     let mut metrics = latchkey_core::metrics::Metrics::new();
     let telemetry =
         crate::telemetry::AuthMetrics::register(metrics.registry_mut(), hasher.wait_histogram());
@@ -223,10 +226,19 @@ async fn serve(config: AuthConfig) -> Result<(), AuthError> {
         keys: keys.clone(),
         config,
         warned_forwarded_for: Default::default(),
+        outbox_bell: Default::default(),
     });
     let shutdown = Shutdown::new();
     tokio::spawn(keys.maintain(shutdown.signal()));
     tokio::spawn(purge_rate_limits(state.clone(), shutdown.signal()));
+    if let Some(transport) = mail_transport {
+        tokio::spawn(crate::outbox::run(
+            state.db.clone(),
+            transport,
+            state.outbox_bell.clone(),
+            shutdown.signal(),
+        ));
+    }
     if !state.config.db_idle_timeout.is_zero() {
         tokio::spawn(
             state

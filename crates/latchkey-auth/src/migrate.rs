@@ -26,6 +26,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "audit",
         include_str!("../../../migrations/0003_audit.sql"),
     ),
+    (
+        4,
+        "outbox",
+        include_str!("../../../migrations/0004_outbox.sql"),
+    ),
 ];
 
 /// Applies pending migrations; returns the versions applied by this call.

@@ -38,8 +38,6 @@ pub(crate) struct Limit {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Rule {
     Credential,
-    // Used by the email flows.
-    #[allow(dead_code)]
     Mail,
 }
 

@@ -29,6 +29,26 @@ impl Reply {
         }
     }
 
+    /// A 302 to `location`: an empty body with `content-type: application/json`, as
+    /// Better-Auth's redirects.
+    pub(crate) fn redirect(location: String) -> Self {
+        Self {
+            status: StatusCode::FOUND,
+            body: None,
+            headers: vec![(http::header::LOCATION, location)],
+            expose: Vec::new(),
+        }
+    }
+
+    /// This reply (its cookies and headers) as a 302 to `location`, body dropped.
+    pub(crate) fn into_redirect(mut self, location: &str) -> Self {
+        self.status = StatusCode::FOUND;
+        self.body = None;
+        self.headers
+            .push((http::header::LOCATION, location.to_string()));
+        self
+    }
+
     /// Raw bytes that are already JSON (the cached JWKS).
     pub(crate) fn raw_json(bytes: bytes::Bytes) -> HttpResponse {
         let mut resp = http::Response::new(h::full(bytes));
@@ -80,7 +100,18 @@ impl Reply {
     }
 
     pub(crate) fn into_response(self) -> HttpResponse {
-        let mut resp = h::json(self.status, &self.body.unwrap_or(Value::Null));
+        let mut resp = match &self.body {
+            Some(body) => h::json(self.status, body),
+            None => {
+                let mut resp = http::Response::new(h::full(bytes::Bytes::new()));
+                *resp.status_mut() = self.status;
+                resp.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                resp
+            }
+        };
         let headers = resp.headers_mut();
         for (name, value) in self.headers {
             match HeaderValue::from_str(&value) {

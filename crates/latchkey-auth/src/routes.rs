@@ -21,7 +21,7 @@ use latchkey_core::server::RequestId;
 use serde_json::json;
 
 use crate::error::AuthError;
-use crate::handlers::{account, jwt, sessions, user};
+use crate::handlers::{account, email, jwt, sessions, user};
 use crate::ratelimit::Rule;
 use crate::reply::Reply;
 use crate::request::{BodyRule, Req};
@@ -51,6 +51,11 @@ enum Endpoint {
     ListAccounts,
     VerifyPassword,
     UpdateSession,
+    SendVerificationEmail,
+    VerifyEmail,
+    RequestPasswordReset,
+    ResetPasswordLink,
+    ResetPassword,
 }
 
 /// Origin and CSRF rules (docs/compatibility.md#origins-and-csrf).
@@ -150,6 +155,11 @@ static ROUTES: &[Route] = {
         get("/list-accounts", E::ListAccounts, Session),
         post("/verify-password", E::VerifyPassword, Session).limited(Rule::Credential),
         post("/update-session", E::UpdateSession, Session),
+        post("/send-verification-email", E::SendVerificationEmail, Lookup).limited(Rule::Mail),
+        get("/verify-email", E::VerifyEmail, Lookup),
+        post("/request-password-reset", E::RequestPasswordReset, Nothing).limited(Rule::Mail),
+        get("/reset-password/:token", E::ResetPasswordLink, Nothing),
+        post("/reset-password", E::ResetPassword, Nothing),
     ]
 };
 
@@ -426,6 +436,11 @@ async fn dispatch(st: &State, route: &Route, req: &Req) -> Result<Reply, AuthErr
         E::ListAccounts => call!(user::list_accounts),
         E::VerifyPassword => call!(user::verify_password),
         E::UpdateSession => call!(sessions::update_session),
+        E::SendVerificationEmail => call!(email::send_verification_email),
+        E::VerifyEmail => call!(email::verify_email),
+        E::RequestPasswordReset => call!(email::request_password_reset),
+        E::ResetPasswordLink => call!(email::reset_password_link),
+        E::ResetPassword => call!(email::reset_password),
         E::Jwks => Err(AuthError::internal("jwks is answered before dispatch")),
     }
 }

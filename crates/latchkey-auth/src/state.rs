@@ -36,6 +36,8 @@ pub(crate) struct State {
     pub(crate) telemetry: crate::telemetry::AuthMetrics,
     /// Set once the "X-Forwarded-For from an untrusted peer" hint has been logged.
     pub(crate) warned_forwarded_for: AtomicBool,
+    /// Rung after a request queued mail, so that this replica's outbox worker sends it now.
+    pub(crate) outbox_bell: Arc<crate::outbox::Bell>,
 }
 
 /// The caller of an endpoint that needs a live session.

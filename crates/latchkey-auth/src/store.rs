@@ -165,6 +165,86 @@ pub(crate) async fn user_by_email(c: &impl Sql, email: &str) -> Result<Option<Us
         .map(|r| User::from_row(&r, 0)))
 }
 
+pub(crate) async fn user_by_id(c: &impl Sql, id: &str) -> Result<Option<User>, StoreError> {
+    let sql = format!(r#"select {USER_COLS} from "user" u where u."id" = $1"#);
+    Ok(c.opt_row(&sql, &[text(&id)])
+        .await?
+        .map(|r| User::from_row(&r, 0)))
+}
+
+pub(crate) async fn set_email_verified(c: &impl Sql, email: &str) -> Result<u64, StoreError> {
+    Ok(c.exec(
+        r#"update "user" set "emailVerified" = true, "updatedAt" = $2 where "email" = $1"#,
+        &[text(&email), timestamptz(&now_ms())],
+    )
+    .await?)
+}
+
+/// A `verification` row as Better-Auth writes it; returns its id.
+pub(crate) async fn insert_verification(
+    c: &impl Sql,
+    identifier: &str,
+    value: &str,
+    expires_at: DateTime<Utc>,
+) -> Result<String, StoreError> {
+    let id = new_id();
+    let now = now_ms();
+    c.exec(
+        r#"insert into "verification" ("id", "identifier", "value", "expiresAt", "createdAt", "updatedAt")
+           values ($1, $2, $3, $4, $5, $5)"#,
+        &[
+            text(&id),
+            text(&identifier),
+            text(&value),
+            timestamptz(&expires_at),
+            timestamptz(&now),
+        ],
+    )
+    .await?;
+    Ok(id)
+}
+
+/// The value of the newest unexpired row for `identifier` (Better-Auth picks the newest).
+pub(crate) async fn find_verification(
+    c: &impl Sql,
+    identifier: &str,
+) -> Result<Option<String>, StoreError> {
+    let row = c
+        .opt_row(
+            r#"select "value", "expiresAt" from "verification" where "identifier" = $1
+               order by "createdAt" desc limit 1"#,
+            &[text(&identifier)],
+        )
+        .await?;
+    Ok(row.and_then(|r| {
+        let expires: DateTime<Utc> = r.get(1);
+        (expires > Utc::now()).then(|| r.get(0))
+    }))
+}
+
+/// Uses up every row for `identifier` (unexpired ones counted): 0 means it was gone.
+pub(crate) async fn consume_verification(
+    c: &impl Sql,
+    identifier: &str,
+) -> Result<u64, StoreError> {
+    let row = c
+        .row(
+            r#"with gone as (delete from "verification" where "identifier" = $1 returning "expiresAt")
+               select count(*) filter (where "expiresAt" > now()) from gone"#,
+            &[text(&identifier)],
+        )
+        .await?;
+    Ok(row.get::<_, i64>(0).max(0) as u64)
+}
+
+pub(crate) async fn delete_verification_row(c: &impl Sql, id: &str) -> Result<u64, StoreError> {
+    Ok(c.exec(
+        r#"delete from "verification" where "id" = $1"#,
+        &[text(&id)],
+    )
+    .await?)
+}
+
 pub(crate) async fn insert_user(
     c: &impl Sql,
     name: &str,

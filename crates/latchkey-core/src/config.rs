@@ -59,7 +59,9 @@ pub const KNOWN_SETTINGS: &[&str] = &[
     "BETTER_AUTH_TRUSTED_ORIGINS",
     "BETTER_AUTH_URL",
     "DATABASE_URL",
+    "LATCHKEY_APP_NAME",
     "LATCHKEY_AUDIT_RETENTION",
+    "LATCHKEY_AUTO_SIGN_IN_AFTER_VERIFICATION",
     "LATCHKEY_CONFIG",
     "LATCHKEY_COOKIE_DOMAIN",
     "LATCHKEY_COOKIE_PREFIX",
@@ -89,6 +91,9 @@ pub const KNOWN_SETTINGS: &[&str] = &[
     "LATCHKEY_LIST_SESSION_TOKENS",
     "LATCHKEY_LOG",
     "LATCHKEY_LOG_FORMAT",
+    "LATCHKEY_MAIL_FROM",
+    "LATCHKEY_MAIL_TEMPLATES",
+    "LATCHKEY_MAIL_TRANSPORT",
     "LATCHKEY_MAX_BODY_BYTES",
     "LATCHKEY_MAX_CONNECTIONS",
     "LATCHKEY_MAX_CONNECTIONS_PER_IP",
@@ -97,20 +102,27 @@ pub const KNOWN_SETTINGS: &[&str] = &[
     "LATCHKEY_RATE_LIMIT",
     "LATCHKEY_RATE_LIMIT_MAX",
     "LATCHKEY_RATE_LIMIT_WINDOW",
+    "LATCHKEY_REQUIRE_EMAIL_VERIFICATION",
     "LATCHKEY_REQUIRE_SIGNED_BEARER",
+    "LATCHKEY_RESET_TOKEN_EXPIRES_IN",
     "LATCHKEY_REVOCATION",
     "LATCHKEY_REVOCATION_CACHE_TTL",
+    "LATCHKEY_REVOKE_SESSIONS_ON_PASSWORD_RESET",
     "LATCHKEY_SECURE_COOKIES",
+    "LATCHKEY_SEND_VERIFICATION_ON_SIGN_IN",
+    "LATCHKEY_SEND_VERIFICATION_ON_SIGN_UP",
     "LATCHKEY_SESSION_EXPIRES_IN",
     "LATCHKEY_SESSION_FRESH_AGE",
     "LATCHKEY_SESSION_UPDATE_AGE",
     "LATCHKEY_SHUTDOWN_DELAY",
+    "LATCHKEY_SMTP_URL",
     "LATCHKEY_TLS_CERT",
     "LATCHKEY_TLS_KEY",
     "LATCHKEY_TRUSTED_PROXIES",
     "LATCHKEY_UPSTREAM",
     "LATCHKEY_UPSTREAM_CORS",
     "LATCHKEY_UPSTREAM_TIMEOUT",
+    "LATCHKEY_VERIFICATION_TOKEN_EXPIRES_IN",
 ];
 
 /// The setting a TOML key names: lower-case, with or without `latchkey_`.
@@ -180,7 +192,7 @@ impl fmt::Debug for Source {
 
 /// Settings that only make sense as secrets: refused in the TOML file, which tends to end up
 /// world-readable (in the Nix store, say).
-const SECRET_SETTINGS: &[&str] = &["BETTER_AUTH_SECRET", "DATABASE_URL"];
+const SECRET_SETTINGS: &[&str] = &["BETTER_AUTH_SECRET", "DATABASE_URL", "LATCHKEY_SMTP_URL"];
 
 impl Source {
     /// Reads the process environment and, if given (`--config` or `LATCHKEY_CONFIG`), a TOML file.
@@ -196,11 +208,19 @@ impl Source {
             for key in source.file.keys() {
                 // `latchkey_better_auth_secret` is refused like `better_auth_secret`.
                 let upper = key.to_ascii_uppercase();
-                let upper = upper
+                let short = upper
                     .strip_prefix("LATCHKEY_")
                     .unwrap_or(&upper)
                     .to_string();
-                if SECRET_SETTINGS.contains(&upper.as_str()) {
+                let prefixed = format!("LATCHKEY_{short}");
+                if SECRET_SETTINGS.contains(&short.as_str())
+                    || SECRET_SETTINGS.contains(&prefixed.as_str())
+                {
+                    let upper = if SECRET_SETTINGS.contains(&short.as_str()) {
+                        short
+                    } else {
+                        prefixed
+                    };
                     return Err(ConfigError::new(
                         upper,
                         "secrets may not be set in the config file; use the environment, \
@@ -249,6 +269,11 @@ impl Source {
             .keys()
             .filter(|k| k.starts_with("LATCHKEY_"))
             .filter(|k| !KNOWN_SETTINGS.contains(&k.as_str()))
+            // `<SECRET>_FILE` names the file a secret is read from.
+            .filter(|k| {
+                k.strip_suffix("_FILE")
+                    .is_none_or(|name| !SECRET_SETTINGS.contains(&name))
+            })
             .collect();
         env.sort();
         if let Some(name) = env.first() {

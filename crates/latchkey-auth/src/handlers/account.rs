@@ -4,7 +4,7 @@ use http::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
-use super::{check_callback, check_password_length, MAX_PASSWORD};
+use super::{check_callback, check_password_length, email, MAX_PASSWORD};
 use crate::audit::{self, Actor, Event, SignInFailure};
 use crate::error::AuthError;
 use crate::password::HashError;
@@ -81,9 +81,14 @@ pub(crate) async fn sign_up(
     check_password_length(&password)?;
     let email = email.to_lowercase();
 
+    let policy = &st.config.email;
+    // With verification required, Better-Auth answers a taken address like a new one (a
+    // made-up user, no session), so that sign-up reveals nothing.
+
     let client = st.db.conn().await?;
     if store::user_by_email(&client, &email).await?.is_some() {
-        return Err(user_exists());
+        drop(client);
+        return taken_address(st, Some(&password), &name, &email, image.as_deref()).await;
     }
     drop(client);
     let hash = st.hasher.hash(&password).await?;
@@ -92,17 +97,70 @@ pub(crate) async fn sign_up(
     let tx = client.transaction().await?;
     let user = match store::insert_user(&tx, &name, &email, image.as_deref()).await {
         // Another sign-up with this email won the race since the check above.
-        Err(e) if e.is_unique("user_email_key") => return Err(user_exists()),
+        Err(e) if e.is_unique("user_email_key") => {
+            drop(tx);
+            return taken_address(st, None, &name, &email, image.as_deref()).await;
+        }
         other => other?,
     };
     store::insert_credential(&tx, &user.id, &hash).await?;
-    let session = store::insert_session(&tx, st.new_session(&user.id, remember, req)).await?;
-    let actor = Actor::of(st, req).user(&user.id).session(&session.id);
+    let mail = policy.send_on_sign_up && email::mail_enabled(st);
+    if mail {
+        email::queue_verification(st, &tx, &user, callback.as_deref()).await?;
+    }
+    let session = if policy.require_verification {
+        None
+    } else {
+        Some(store::insert_session(&tx, st.new_session(&user.id, remember, req)).await?)
+    };
+    let mut actor = Actor::of(st, req).user(&user.id);
+    if let Some(session) = &session {
+        actor = actor.session(&session.id);
+    }
     audit::record(&tx, &Event::SignUp, &actor).await?;
     tx.commit().await?;
+    if mail {
+        st.outbox_bell.ring();
+    }
 
+    let Some(session) = session else {
+        return Ok(Reply::json(json!({"token": null, "user": user})));
+    };
     let reply = Reply::json(json!({"token": session.token, "user": user}));
     Ok(st.with_session(reply, &session.token, remember))
+}
+
+/// The answer to a sign-up with a taken address: 422, or with verification required the same
+/// answer as a new account's (its password hashed all the same, for the time it takes).
+async fn taken_address(
+    st: &State,
+    password: Option<&SecretString>,
+    name: &str,
+    email: &str,
+    image: Option<&str>,
+) -> Result<Reply, AuthError> {
+    if !st.config.email.require_verification {
+        return Err(user_exists());
+    }
+    if let Some(password) = password {
+        st.hasher.hash(password).await?;
+    }
+    let user = made_up_user(name, email, image);
+    Ok(Reply::json(json!({"token": null, "user": user})))
+}
+
+/// The user a duplicate sign-up is shown: a fresh id, nothing stored.
+fn made_up_user(name: &str, email: &str, image: Option<&str>) -> store::User {
+    let now = store::now_ms();
+    store::User {
+        name: name.to_string(),
+        email: email.to_string(),
+        email_verified: false,
+        image: image.map(str::to_string),
+        created_at: now,
+        updated_at: now,
+        id: crate::ids::new_id(),
+    }
 }
 
 fn user_exists() -> AuthError {
@@ -171,6 +229,21 @@ pub(crate) async fn sign_in(
         failed_sign_in(st, &Actor::of(st, req).user(&user.id)).await;
         st.telemetry.sign_in("invalid_credentials");
         return Err(invalid_credentials());
+    }
+
+    let policy = &st.config.email;
+    if policy.require_verification && !user.email_verified {
+        // Only someone who knows the password learns that the address is unverified.
+        if policy.send_on_sign_in && email::mail_enabled(st) {
+            let client = st.db.conn().await?;
+            email::queue_verification(st, &client, &user, Some(callback.as_deref().unwrap_or("/")))
+                .await?;
+            st.outbox_bell.ring();
+        }
+        return Err(AuthError::forbidden(
+            "EMAIL_NOT_VERIFIED",
+            "Email not verified",
+        ));
     }
 
     let mut client = st.db.conn().await?;

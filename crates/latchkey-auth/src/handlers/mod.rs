@@ -2,6 +2,7 @@
 //! respond.
 
 pub(crate) mod account;
+pub(crate) mod email;
 pub(crate) mod jwt;
 pub(crate) mod sessions;
 pub(crate) mod user;

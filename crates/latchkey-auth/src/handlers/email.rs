@@ -1,0 +1,623 @@
+//! Email verification and password reset, as Better-Auth does them
+//! (docs/compatibility.md#verification-tokens): verification links carry a stateless HS256
+//! JWT signed with the secret, reset links a `reset-password:<token>` row. Mail is queued in
+//! the outbox in the transaction of the change and sent by the worker (outbox.rs).
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use chrono::Utc;
+use hmac::{Hmac, Mac};
+use http::StatusCode;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use super::{check_callback, check_password_length};
+use crate::audit::{self, Actor, Event};
+use crate::error::AuthError;
+use crate::mail::Kind;
+use crate::outbox;
+use crate::reply::Reply;
+use crate::request::{Fields, FromBody, Req};
+use crate::state::{Lookup, State};
+use crate::store::{self, User};
+
+/// Better-Auth's base path, for the links in mails.
+const BASE: &str = "/api/auth";
+const RESET_PREFIX: &str = "reset-password:";
+/// What a browser's `encodeURIComponent` leaves alone.
+const URI_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'!')
+    .remove(b'~')
+    .remove(b'*')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')');
+
+pub(crate) fn encode_uri_component(s: &str) -> String {
+    utf8_percent_encode(s, URI_COMPONENT).to_string()
+}
+
+fn api_url(st: &State) -> String {
+    format!(
+        "{}{BASE}",
+        st.config.base_url.as_str().trim_end_matches('/')
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// Verification tokens: `{"alg":"HS256"}` . `{"email","userId","iat","exp"}` . HMAC-SHA256.
+
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum TokenError {
+    Invalid,
+    Expired,
+}
+
+pub(crate) fn sign_verification(
+    secret: &SecretString,
+    email: &str,
+    user_id: &str,
+    ttl: i64,
+) -> String {
+    let iat = Utc::now().timestamp();
+    sign_verification_at(secret, email, user_id, iat, iat + ttl)
+}
+
+fn sign_verification_at(
+    secret: &SecretString,
+    email: &str,
+    user_id: &str,
+    iat: i64,
+    exp: i64,
+) -> String {
+    // Key order as Better-Auth writes it (serde_json's map keeps insertion order only with
+    // preserve_order, so the payload is formatted by hand).
+    let payload = format!(
+        r#"{{"email":{},"userId":{},"iat":{iat},"exp":{exp}}}"#,
+        Value::from(email.to_lowercase()),
+        Value::from(user_id),
+    );
+    let signing_input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256"}"#),
+        URL_SAFE_NO_PAD.encode(payload.as_bytes())
+    );
+    let sig = mac(secret, signing_input.as_bytes());
+    format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig))
+}
+
+fn mac(secret: &SecretString, data: &[u8]) -> Vec<u8> {
+    let Ok(mut m) = Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes()) else {
+        // HMAC takes keys of any length; unreachable.
+        return Vec::new();
+    };
+    m.update(data);
+    m.finalize().into_bytes().to_vec()
+}
+
+/// The claims of a verification token: `(email, userId, extra claims present)`.
+pub(crate) fn verify_verification(
+    secret: &SecretString,
+    token: &str,
+) -> Result<(String, String, bool), TokenError> {
+    let mut parts = token.split('.');
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(TokenError::Invalid);
+    };
+    let header: Value = URL_SAFE_NO_PAD
+        .decode(h)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or(TokenError::Invalid)?;
+    if header.get("alg").and_then(Value::as_str) != Some("HS256") || header.get("crit").is_some() {
+        return Err(TokenError::Invalid);
+    }
+    let sig = URL_SAFE_NO_PAD.decode(s).map_err(|_| TokenError::Invalid)?;
+    let expected = mac(secret, format!("{h}.{p}").as_bytes());
+    if expected.is_empty() || !bool::from(expected.as_slice().ct_eq(&sig)) {
+        return Err(TokenError::Invalid);
+    }
+    let claims: Value = URL_SAFE_NO_PAD
+        .decode(p)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or(TokenError::Invalid)?;
+    let now = Utc::now().timestamp();
+    // jose's checks: exp and nbf must be numbers when present.
+    match claims.get("exp") {
+        None => {}
+        Some(exp) => match exp.as_f64() {
+            Some(exp) if (now as f64) < exp => {}
+            Some(_) => return Err(TokenError::Expired),
+            None => return Err(TokenError::Invalid),
+        },
+    }
+    if let Some(nbf) = claims.get("nbf") {
+        match nbf.as_f64() {
+            Some(nbf) if nbf <= now as f64 => {}
+            _ => return Err(TokenError::Invalid),
+        }
+    }
+    let email = claims.get("email").and_then(Value::as_str);
+    let user_id = claims.get("userId").and_then(Value::as_str);
+    let (Some(email), Some(user_id)) = (email, user_id) else {
+        return Err(TokenError::Invalid);
+    };
+    // Change-email tokens (`updateTo`) belong to a flow latchkey does not have yet.
+    let other = claims.get("updateTo").is_some() || claims.get("requestType").is_some();
+    Ok((email.to_string(), user_id.to_string(), other))
+}
+
+/// The verification link for `user`, as Better-Auth hands it to `sendVerificationEmail`.
+fn verification_url(st: &State, user: &User, callback: Option<&str>) -> String {
+    let ttl = st.config.email.verification_expires_in.as_secs() as i64;
+    let token = sign_verification(&st.config.secret, &user.email, &user.id, ttl);
+    format!(
+        "{}/verify-email?token={token}&callbackURL={}",
+        api_url(st),
+        encode_uri_component(callback.unwrap_or("/"))
+    )
+}
+
+/// Queues the verification mail for `user` on `c` (the caller's transaction).
+pub(crate) async fn queue_verification(
+    st: &State,
+    c: &impl latchkey_core::sql::Sql,
+    user: &User,
+    callback: Option<&str>,
+) -> Result<(), AuthError> {
+    let url = verification_url(st, user, callback);
+    let msg = st
+        .config
+        .mail
+        .render(Kind::VerifyEmail, &user.name, &user.email, &url);
+    outbox::enqueue(c, &msg).await?;
+    Ok(())
+}
+
+pub(crate) fn mail_enabled(st: &State) -> bool {
+    st.config.mail.transport.is_some()
+}
+
+pub(crate) struct SendVerification {
+    email: String,
+    callback: Option<String>,
+}
+
+impl FromBody for SendVerification {
+    fn read(f: &mut Fields<'_>) -> Self {
+        SendVerification {
+            email: f.email("email"),
+            callback: f.opt_string("callbackURL"),
+        }
+    }
+}
+
+/// `POST /send-verification-email`. Without a session the answer is the same whether the
+/// address is known, verified or not, and so is the work: one lookup, one token signed, one
+/// transaction that queues a message (and drops it again unless it is to be sent).
+pub(crate) async fn send_verification_email(
+    st: &State,
+    req: &Req,
+    lookup: Lookup,
+    body: SendVerification,
+) -> Result<Reply, AuthError> {
+    let SendVerification { email, callback } = body;
+    check_callback(st, callback.as_deref())?;
+    if !mail_enabled(st) {
+        return Err(AuthError::bad_request(
+            "VERIFICATION_EMAIL_NOT_ENABLED",
+            "Verification email isn't enabled",
+        ));
+    }
+    let _ = req;
+    let email = email.to_lowercase();
+    if let Lookup::Active(caller) = lookup {
+        let user = caller.user;
+        if user.email.to_lowercase() != email {
+            return Err(AuthError::bad_request("EMAIL_MISMATCH", "Email mismatch"));
+        }
+        if user.email_verified {
+            return Err(AuthError::bad_request(
+                "EMAIL_ALREADY_VERIFIED",
+                "Email is already verified",
+            ));
+        }
+        let conn = st.db.conn().await?;
+        queue_verification(st, &conn, &user, callback.as_deref()).await?;
+        st.outbox_bell.ring();
+        return Ok(Reply::json(json!({"status": true})));
+    }
+    let conn = st.db.conn().await?;
+    let user = store::user_by_email(&conn, &email).await?;
+    drop(conn);
+    let (target, send) = match user {
+        Some(u) if !u.email_verified => (u, true),
+        Some(u) => (u, false),
+        None => (decoy_user(&email), false),
+    };
+    let mut conn = st.db.conn().await?;
+    let tx = conn.transaction().await?;
+    let url = verification_url(st, &target, callback.as_deref());
+    let msg = st
+        .config
+        .mail
+        .render(Kind::VerifyEmail, &target.name, &target.email, &url);
+    let queued = outbox::enqueue(&tx, &msg).await?;
+    let drop_id = if send { crate::ids::new_id() } else { queued };
+    outbox::discard(&tx, &drop_id).await?;
+    tx.commit().await?;
+    if send {
+        st.outbox_bell.ring();
+    }
+    Ok(Reply::json(json!({"status": true})))
+}
+
+fn decoy_user(email: &str) -> User {
+    let now = store::now_ms();
+    User {
+        name: String::new(),
+        email: email.to_string(),
+        email_verified: false,
+        image: None,
+        created_at: now,
+        updated_at: now,
+        id: crate::ids::new_id(),
+    }
+}
+
+/// Where an error or success goes with a callbackURL: the URL as given, `error=` appended.
+fn with_error(callback: &str, code: &str) -> String {
+    let sep = if callback.contains('?') { '&' } else { '?' };
+    format!("{callback}{sep}error={code}")
+}
+
+fn token_error(
+    code: &'static str,
+    message: &'static str,
+    callback: Option<&str>,
+) -> Result<Reply, AuthError> {
+    match callback {
+        Some(cb) => Ok(Reply::redirect(with_error(cb, code))),
+        None => Err(AuthError::api(StatusCode::UNAUTHORIZED, code, message)),
+    }
+}
+
+/// `GET /verify-email?token=&callbackURL=`.
+pub(crate) async fn verify_email(
+    st: &State,
+    req: &Req,
+    lookup: Lookup,
+    _: (),
+) -> Result<Reply, AuthError> {
+    let Some(token) = req.query("token") else {
+        return Err(AuthError::bad_request(
+            "VALIDATION_ERROR",
+            "[query.token] Invalid input: expected string, received undefined",
+        ));
+    };
+    let callback = req.query("callbackURL");
+    check_callback(st, callback)?;
+    let (email, user_id) = match verify_verification(&st.config.secret, token) {
+        Ok((_, _, true)) | Err(TokenError::Invalid) => {
+            return token_error("INVALID_TOKEN", "Invalid token", callback)
+        }
+        Err(TokenError::Expired) => return token_error("TOKEN_EXPIRED", "Token expired", callback),
+        Ok((email, user_id, false)) => (email, user_id),
+    };
+    let mut conn = st.db.conn().await?;
+    let Some(user) = store::user_by_email(&conn, &email.to_lowercase()).await? else {
+        return token_error("USER_NOT_FOUND", "User not found", callback);
+    };
+    if user.id != user_id {
+        return token_error("INVALID_TOKEN", "Invalid token", callback);
+    }
+    let done = |reply: Reply| match callback {
+        Some(cb) => reply.into_redirect(cb),
+        None => reply,
+    };
+    if user.email_verified {
+        return Ok(done(Reply::json(json!({"status": true, "user": null}))));
+    }
+    let tx = conn.transaction().await?;
+    store::set_email_verified(&tx, &user.email).await?;
+    let mut actor = Actor::of(st, req).user(&user.id);
+    let mut session_token = None;
+    if st.config.email.auto_sign_in {
+        match &lookup {
+            Lookup::Active(caller) if caller.user.email == user.email => {
+                session_token = Some(caller.session.token.clone());
+                actor = actor.session(&caller.session.id);
+            }
+            _ => {
+                let session =
+                    store::insert_session(&tx, st.new_session(&user.id, true, req)).await?;
+                actor = actor.session(&session.id);
+                session_token = Some(session.token);
+            }
+        }
+    }
+    audit::record(&tx, &Event::EmailVerified, &actor).await?;
+    tx.commit().await?;
+    let mut reply = Reply::json(json!({"status": true, "user": null}));
+    if let Some(token) = session_token {
+        reply = st.with_session(reply, &token, true);
+    }
+    Ok(done(reply))
+}
+
+// ---------------------------------------------------------------------------------------
+// Password reset.
+
+pub(crate) struct RequestReset {
+    email: String,
+    redirect_to: Option<String>,
+}
+
+impl FromBody for RequestReset {
+    fn read(f: &mut Fields<'_>) -> Self {
+        RequestReset {
+            email: f.email("email"),
+            redirect_to: f.opt_string("redirectTo"),
+        }
+    }
+}
+
+const RESET_MESSAGE: &str =
+    "If this email exists in our system, check your email for the reset link";
+
+/// `POST /request-password-reset`: the same answer, the same statements and (the mail being
+/// queued) about the same time for known and unknown addresses. An unknown one writes a decoy
+/// reset row and message and deletes them in the same transaction; a known one deletes rows
+/// that do not exist.
+pub(crate) async fn request_password_reset(
+    st: &State,
+    req: &Req,
+    _: (),
+    body: RequestReset,
+) -> Result<Reply, AuthError> {
+    let RequestReset { email, redirect_to } = body;
+    if let Some(to) = &redirect_to {
+        if !st.origins.trusts_callback(to) {
+            return Err(AuthError::forbidden(
+                "INVALID_REDIRECT_URL",
+                "Invalid redirectURL",
+            ));
+        }
+    }
+    if !mail_enabled(st) {
+        return Err(AuthError::bad_request(
+            "RESET_PASSWORD_DISABLED",
+            "Reset password isn't enabled",
+        ));
+    }
+    let conn = st.db.conn().await?;
+    let user = store::user_by_email(&conn, &email.to_lowercase()).await?;
+    drop(conn);
+    let known = user.is_some();
+    let target = user.unwrap_or_else(|| decoy_user(&email.to_lowercase()));
+
+    let token = crate::ids::random_string(24);
+    let identifier = format!("{RESET_PREFIX}{token}");
+    let expires = store::now_ms()
+        + chrono::Duration::seconds(st.config.email.reset_expires_in.as_secs() as i64);
+    let url = format!(
+        "{}/reset-password/{token}?callbackURL={}",
+        api_url(st),
+        redirect_to
+            .as_deref()
+            .map(encode_uri_component)
+            .unwrap_or_default()
+    );
+    let msg = st
+        .config
+        .mail
+        .render(Kind::ResetPassword, &target.name, &target.email, &url);
+
+    let mut conn = st.db.conn().await?;
+    let tx = conn.transaction().await?;
+    let row_id = store::insert_verification(&tx, &identifier, &target.id, expires).await?;
+    let mail_id = outbox::enqueue(&tx, &msg).await?;
+    let (drop_row, drop_mail) = if known {
+        (crate::ids::new_id(), crate::ids::new_id())
+    } else {
+        (row_id, mail_id)
+    };
+    store::delete_verification_row(&tx, &drop_row).await?;
+    outbox::discard(&tx, &drop_mail).await?;
+    // Recorded for unknown addresses too (without a user): a spray of resets shows up, and the
+    // trail is no oracle since only operators read it.
+    let actor = Actor::of(st, req);
+    let actor = if known { actor.user(&target.id) } else { actor };
+    audit::record(&tx, &Event::PasswordResetRequested, &actor).await?;
+    tx.commit().await?;
+    if known {
+        st.outbox_bell.ring();
+    }
+    Ok(Reply::json(
+        json!({"status": true, "message": RESET_MESSAGE}),
+    ))
+}
+
+/// `callbackURL` made absolute against the base URL, with `name=value` set in its query (an
+/// existing `name` replaced), as `URLSearchParams.set` does.
+fn absolute_with(st: &State, callback: &str, name: &str, value: &str) -> String {
+    let Ok(mut url) = st.config.base_url.join(callback) else {
+        return callback.to_string();
+    };
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| k != name)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    url.query_pairs_mut()
+        .clear()
+        .extend_pairs(kept)
+        .append_pair(name, value);
+    url.to_string()
+}
+
+/// `GET /reset-password/:token?callbackURL=`: a redirect to the app's reset page.
+pub(crate) async fn reset_password_link(
+    st: &State,
+    req: &Req,
+    _: (),
+    _: (),
+) -> Result<Reply, AuthError> {
+    let Some(callback) = req.query("callbackURL") else {
+        return Err(AuthError::bad_request(
+            "VALIDATION_ERROR",
+            "[query.callbackURL] Invalid input: expected string, received undefined",
+        ));
+    };
+    check_callback(st, Some(callback))?;
+    let token = req.param("token").unwrap_or_default();
+    let conn = st.db.conn().await?;
+    let valid = !token.is_empty()
+        && store::find_verification(&conn, &format!("{RESET_PREFIX}{token}"))
+            .await?
+            .is_some();
+    let location = if valid {
+        absolute_with(st, callback, "token", token)
+    } else {
+        absolute_with(st, callback, "error", "INVALID_TOKEN")
+    };
+    Ok(Reply::redirect(location))
+}
+
+pub(crate) struct ResetPassword {
+    new_password: SecretString,
+    token: Option<String>,
+}
+
+impl FromBody for ResetPassword {
+    fn read(f: &mut Fields<'_>) -> Self {
+        ResetPassword {
+            new_password: f.secret("newPassword"),
+            token: f.opt_string("token"),
+        }
+    }
+}
+
+fn invalid_token() -> AuthError {
+    AuthError::bad_request("INVALID_TOKEN", "Invalid token")
+}
+
+/// `POST /reset-password {newPassword, token}`: single use; sessions revoked with
+/// `LATCHKEY_REVOKE_SESSIONS_ON_PASSWORD_RESET`.
+pub(crate) async fn reset_password(
+    st: &State,
+    req: &Req,
+    _: (),
+    body: ResetPassword,
+) -> Result<Reply, AuthError> {
+    let ResetPassword {
+        new_password,
+        token,
+    } = body;
+    let token = token
+        .filter(|t| !t.is_empty())
+        .or_else(|| req.query("token").map(str::to_string))
+        .filter(|t| !t.is_empty())
+        .ok_or_else(invalid_token)?;
+    check_password_length(&new_password)?;
+    let identifier = format!("{RESET_PREFIX}{token}");
+    let conn = st.db.conn().await?;
+    let Some(user_id) = store::find_verification(&conn, &identifier).await? else {
+        return Err(invalid_token());
+    };
+    let Some(user) = store::user_by_id(&conn, &user_id).await? else {
+        return Err(AuthError::bad_request("USER_NOT_FOUND", "User not found"));
+    };
+    drop(conn);
+    let hash = st.hasher.hash(&new_password).await?;
+
+    let mut conn = st.db.conn().await?;
+    let tx = conn.transaction().await?;
+    if store::consume_verification(&tx, &identifier).await? == 0 {
+        // Another request used the token since the lookup.
+        return Err(invalid_token());
+    }
+    let revoke = st.config.email.revoke_sessions_on_reset;
+    if revoke {
+        store::delete_user_sessions(&tx, &user.id, None).await?;
+    }
+    match store::credential(&tx, &user.id).await? {
+        Some((account_id, _)) => store::set_password(&tx, &account_id, &hash).await?,
+        None => store::insert_credential(&tx, &user.id, &hash).await?,
+    }
+    let actor = Actor::of(st, req).user(&user.id);
+    let event = Event::PasswordReset {
+        sessions_revoked: revoke,
+    };
+    audit::record(&tx, &event, &actor).await?;
+    tx.commit().await?;
+    Ok(Reply::json(json!({"status": true})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret() -> SecretString {
+        SecretString::from("0123456789abcdefghijklmnopqrstuvwxyzABCDEF-test-secret".to_string())
+    }
+
+    #[test]
+    fn verification_tokens_round_trip_and_fail_closed() {
+        let t = sign_verification(&secret(), "Bob@Example.com", "u1", 3600);
+        let (email, user, other) = verify_verification(&secret(), &t).unwrap();
+        assert_eq!(
+            (email.as_str(), user.as_str(), other),
+            ("bob@example.com", "u1", false)
+        );
+        let header = t.split('.').next().unwrap();
+        assert_eq!(
+            URL_SAFE_NO_PAD.decode(header).unwrap(),
+            br#"{"alg":"HS256"}"#
+        );
+        let other_secret = SecretString::from("x".repeat(40));
+        assert_eq!(
+            verify_verification(&other_secret, &t),
+            Err(TokenError::Invalid)
+        );
+        let now = Utc::now().timestamp();
+        let old = sign_verification_at(&secret(), "a@b.c", "u", now - 7200, now - 3600);
+        assert_eq!(
+            verify_verification(&secret(), &old),
+            Err(TokenError::Expired)
+        );
+        assert_eq!(
+            verify_verification(&secret(), "garbage"),
+            Err(TokenError::Invalid)
+        );
+        let mut forged: Vec<&str> = t.split('.').collect();
+        let payload = URL_SAFE_NO_PAD
+            .encode(br#"{"email":"eve@x.y","userId":"u1","iat":1,"exp":99999999999}"#);
+        forged[1] = &payload;
+        assert_eq!(
+            verify_verification(&secret(), &forged.join(".")),
+            Err(TokenError::Invalid)
+        );
+    }
+
+    #[test]
+    fn uri_components_as_browsers_encode_them() {
+        assert_eq!(encode_uri_component("/welcome"), "%2Fwelcome");
+        assert_eq!(
+            encode_uri_component("http://127.0.0.1:42000/reset"),
+            "http%3A%2F%2F127.0.0.1%3A42000%2Freset"
+        );
+        assert_eq!(encode_uri_component("a b!~*'()"), "a%20b!~*'()");
+        assert_eq!(with_error("/v", "X"), "/v?error=X");
+        assert_eq!(with_error("/v?a=1", "X"), "/v?a=1&error=X");
+    }
+}
