@@ -164,17 +164,11 @@ impl Config {
                 })?;
                 let cache_ttl =
                     src.seconds_or("LATCHKEY_REVOCATION_CACHE_TTL", Duration::from_secs(5))?;
-                let db_timeout = src.seconds_within(
+                let db_timeout = src.positive_seconds_within(
                     "LATCHKEY_DB_TIMEOUT",
                     Duration::from_secs(5),
                     Duration::from_secs(300),
                 )?;
-                if db_timeout.is_zero() {
-                    return Err(ConfigError::new(
-                        "LATCHKEY_DB_TIMEOUT",
-                        "must be at least 1 second",
-                    ));
-                }
                 Revocation::Session {
                     database_url,
                     cache_ttl,

@@ -238,17 +238,11 @@ impl AuthConfig {
                 "must be at least 1",
             ));
         }
-        let hash_queue_timeout = src.seconds_within(
+        let hash_queue_timeout = src.positive_seconds_within(
             "LATCHKEY_HASH_QUEUE_TIMEOUT",
             Duration::from_secs(10),
             Duration::from_secs(300),
         )?;
-        if hash_queue_timeout.is_zero() {
-            return Err(ConfigError::new(
-                "LATCHKEY_HASH_QUEUE_TIMEOUT",
-                "must be at least 1 second",
-            ));
-        }
         let max_body_bytes = src.parse_or("LATCHKEY_MAX_BODY_BYTES", 64 * 1024)?;
         let db_pool_size = src.parse_or("LATCHKEY_DB_POOL_SIZE", 16)?;
         if db_pool_size == 0 {
@@ -257,17 +251,11 @@ impl AuthConfig {
                 "must be at least 1",
             ));
         }
-        let db_timeout = src.seconds_within(
+        let db_timeout = src.positive_seconds_within(
             "LATCHKEY_DB_TIMEOUT",
             Duration::from_secs(5),
             Duration::from_secs(300),
         )?;
-        if db_timeout.is_zero() {
-            return Err(ConfigError::new(
-                "LATCHKEY_DB_TIMEOUT",
-                "must be at least 1 second",
-            ));
-        }
         let db_idle_timeout = src.seconds_within(
             "LATCHKEY_DB_IDLE_TIMEOUT",
             Duration::from_secs(300),

@@ -342,6 +342,20 @@ impl Source {
         Ok(value)
     }
 
+    /// Like [`Source::seconds_within`], and at least one second.
+    pub fn positive_seconds_within(
+        &self,
+        name: &str,
+        default: Duration,
+        max: Duration,
+    ) -> Result<Duration, ConfigError> {
+        let value = self.seconds_within(name, default, max)?;
+        if value.is_zero() {
+            return Err(ConfigError::new(name, "must be at least 1 second"));
+        }
+        Ok(value)
+    }
+
     pub fn bool_or(&self, name: &str, default: bool) -> Result<bool, ConfigError> {
         match self.get(name)?.as_deref().map(str::trim) {
             None => Ok(default),
