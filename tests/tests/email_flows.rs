@@ -589,3 +589,51 @@ fn three_replicas_one_outbox_every_message_once() {
     );
     let _ = TRUSTED_ORIGIN;
 }
+
+/// How long request-password-reset takes for a known and an unknown address, alternating
+/// (BENCHMARKS.md): `cargo test -p latchkey-e2e --test email_flows -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn reset_timing_known_vs_unknown() {
+    let smtp = SmtpServer::start();
+    let auth = Auth::start_with(with_mail(&smtp));
+    let alice = auth.new_user();
+    let client = auth.client();
+    let ask = |email: &str| {
+        let started = Instant::now();
+        let resp = client
+            .post("/api/auth/request-password-reset")
+            .json(&json!({"email": email}))
+            .send();
+        let took = started.elapsed();
+        resp.expect(200);
+        (took, resp.body)
+    };
+    let rounds: usize = std::env::var("ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    for _ in 0..20 {
+        ask(&alice.email());
+        ask("warm-up@example.com");
+    }
+    let (mut known, mut unknown) = (Vec::new(), Vec::new());
+    for i in 0..rounds {
+        let stranger = format!("stranger-{i}@example.com");
+        let (a, body_a) = ask(&alice.email());
+        let (b, body_b) = ask(&stranger);
+        assert_eq!(body_a, body_b);
+        known.push(a.as_secs_f64() * 1000.0);
+        unknown.push(b.as_secs_f64() * 1000.0);
+    }
+    let stats = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let mean = v.iter().sum::<f64>() / v.len() as f64;
+        (mean, v[v.len() / 2], v[v.len() * 9 / 10])
+    };
+    let (km, k50, k90) = stats(&mut known);
+    let (um, u50, u90) = stats(&mut unknown);
+    println!("request-password-reset, {rounds} rounds alternating, ms (mean / median / p90):");
+    println!("  known   {km:.2} / {k50:.2} / {k90:.2}");
+    println!("  unknown {um:.2} / {u50:.2} / {u90:.2}");
+}
