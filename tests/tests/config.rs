@@ -560,7 +560,7 @@ fn check_config_connect_says_what_fails() {
     ok.assert_success();
     assert!(
         ok.stdout.contains("database: connected")
-            && ok.stdout.contains("migrations applied [1, 2, 3]")
+            && ok.stdout.contains("migrations applied [1, 2, 3, 4]")
             && ok.stdout.contains("signing key: decrypted"),
         "{ok:?}"
     );
