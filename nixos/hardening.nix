@@ -41,6 +41,9 @@
     PrivateIPC = true;
     ProtectProc = "invisible";
     ProcSubset = "pid";
+    # PrivateDevices= bind-mounts the host's /dev/shm, world-writable, into the private /dev
+    # (found by tests/vm/run): the daemons use no POSIX shared memory, so hide it.
+    InaccessiblePaths = [ "-/dev/shm" ];
 
     # No capabilities; a user namespace of its own. `lowPort` below undoes the two that a port
     # below 1024 needs.
