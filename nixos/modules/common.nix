@@ -3,6 +3,16 @@
 { lib }:
 let
   hardening = import ../hardening.nix;
+  ip = import ./ip.nix;
+
+  # An IP address literal: the daemons parse `IP:PORT` and resolve no host names.
+  ipAddress = lib.types.addCheck lib.types.str ip.isIP // {
+    name = "ipAddress";
+    description = "IPv4 or IPv6 address (no host name, no brackets)";
+  };
+
+  # A settings key as the daemons read it: lower case, `latchkey_` prefix optional.
+  normalise = key: lib.removePrefix "latchkey_" (lib.toLower key);
 in
 rec {
   # The options every latchkey service has: enable, package, listen, openFirewall.
@@ -35,12 +45,13 @@ rec {
       type = lib.types.submodule {
         options = {
           address = lib.mkOption {
-            type = lib.types.str;
+            type = ipAddress;
             default = "127.0.0.1";
             example = "0.0.0.0";
             description = ''
               IP address to bind: `127.0.0.1` behind a reverse proxy on the same host,
-              `0.0.0.0` or `::` to serve other hosts.
+              `0.0.0.0` or `::` to serve other hosts. An address, not a host name: the daemons
+              parse `IP:PORT` and refuse `localhost`.
             '';
           };
           port = lib.mkOption {
@@ -63,7 +74,7 @@ rec {
     else
       "${listen.address}:${toString listen.port}";
 
-  isLoopback = address: lib.hasPrefix "127." address || address == "::1" || address == "localhost";
+  inherit (ip) isLoopback;
 
   # A secret is a path outside the store, as a string: a path literal (`./secret`) would be
   # copied into the world-readable store, so pathWith { inStore = false; } refuses it.
@@ -106,22 +117,33 @@ rec {
   serviceConfig =
     listen: hardening.serviceConfig // lib.optionalAttrs (listen.port < 1024) hardening.lowPort;
 
-  # Settings the modules own (listen) or that the daemons refuse in a config file (secrets).
+  # Settings the modules own (listen) or that the daemons take only from the environment,
+  # a `*_FILE` path or a systemd credential (secrets), never from the config file; as
+  # normalised keys (see `normalise`), so `BETTER_AUTH_SECRET`, `Database_Url` and
+  # `latchkey_listen` are caught too.
   reservedSettings = [
     "listen"
-    "latchkey_listen"
     "better_auth_secret"
+    "better_auth_secret_file"
     "database_url"
+    "database_url_file"
   ];
 
-  reservedSettingsAssertion = service: settings: {
-    assertion = !lib.any (key: settings ? ${key}) reservedSettings;
-    message = ''
-      services.${service}.settings must not set ${lib.concatStringsSep ", " reservedSettings}:
-      the address comes from services.${service}.listen, and secrets from the *File options
-      (systemd credentials), never from the world-readable config file.
-    '';
-  };
+  reservedSettingsAssertion =
+    service: settings:
+    let
+      reserved = lib.filter (key: lib.elem (normalise key) reservedSettings) (lib.attrNames settings);
+    in
+    {
+      assertion = reserved == [ ];
+      message = ''
+        services.${service}.settings must not set ${lib.concatStringsSep ", " reserved}: `listen`
+        and the secrets (better_auth_secret, database_url and their _file forms) are refused in
+        any case, with or without `latchkey_`. The address comes from
+        services.${service}.listen, and secrets from the *File options (systemd credentials),
+        never from the world-readable config file.
+      '';
+    };
 
   # The TOML file: nulls and empty lists dropped (TOML has no null), the listen address added.
   configFile =
