@@ -133,3 +133,18 @@ ensure_nginx() {
     fi
     echo "$bin"
 }
+
+# debian_mirror: the Debian archive this machine's apt uses (its first source ending in
+# /debian, not the security archive), else http://deb.debian.org/debian. For debootstrap.
+debian_mirror() {
+    local uri
+    uri=$(
+        {
+            grep -hsE '^[[:space:]]*deb[[:space:]]' /etc/apt/sources.list /etc/apt/sources.list.d/*.list |
+                awk '{for (i = 2; i <= NF; i++) if ($i ~ /^https?:\/\//) {print $i; break}}'
+            grep -hsiE '^[[:space:]]*URIs:' /etc/apt/sources.list.d/*.sources |
+                awk '{for (i = 2; i <= NF; i++) print $i}'
+        } | sed 's:/*$::' | grep -E '^https?://.*/debian$' | head -n 1
+    ) || true
+    echo "${uri:-http://deb.debian.org/debian}"
+}
