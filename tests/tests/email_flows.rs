@@ -637,3 +637,72 @@ fn reset_timing_known_vs_unknown() {
     println!("  known   {km:.2} / {k50:.2} / {k90:.2}");
     println!("  unknown {um:.2} / {u50:.2} / {u90:.2}");
 }
+
+/// The SMTP URL is a secret and plain SMTP is for loopback relays only: both checked at start.
+#[test]
+fn smtp_settings_are_checked_at_start_up() {
+    let base = |extra: &[(&str, &str)]| -> Vec<(String, String)> {
+        let mut env = vec![
+            ("BETTER_AUTH_SECRET".to_string(), "s".repeat(40)),
+            (
+                "DATABASE_URL".to_string(),
+                "postgres://nobody@127.0.0.1:1/none".to_string(),
+            ),
+        ];
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        env
+    };
+    let check = |env: Vec<(String, String)>| {
+        latchkey_e2e::run_tool("latchkey-auth", &["check-config"], &env)
+    };
+    let out = check(base(&[
+        ("LATCHKEY_MAIL_TRANSPORT", "smtp"),
+        (
+            "LATCHKEY_SMTP_URL",
+            "smtp://bob:hunter2@mail.example.com?tls=none",
+        ),
+    ]));
+    assert_eq!(out.code(), Some(2), "{out:?}");
+    assert!(
+        out.stderr.contains("LATCHKEY_SMTP_URL") && out.stderr.contains("loopback"),
+        "{out:?}"
+    );
+    assert!(
+        !out.stderr.contains("hunter2"),
+        "the password is never printed: {out:?}"
+    );
+    let out = check(base(&[("LATCHKEY_MAIL_TRANSPORT", "smtp")]));
+    assert_eq!(out.code(), Some(2), "{out:?}");
+    assert!(out.stderr.contains("LATCHKEY_SMTP_URL"), "{out:?}");
+    let out = check(base(&[("LATCHKEY_MAIL_TRANSPORT", "carrier-pigeon")]));
+    assert_eq!(out.code(), Some(2), "{out:?}");
+    // From a file (LATCHKEY_SMTP_URL_FILE), as systemd credentials and secret stores hand it.
+    let dir = std::env::temp_dir().join(format!("latchkey-smtp-{}", random_string(8)));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("smtp-url");
+    std::fs::write(&file, "smtps://bob:hunter2@mail.example.com\n").unwrap();
+    let out = check(base(&[
+        ("LATCHKEY_MAIL_TRANSPORT", "smtp"),
+        ("LATCHKEY_SMTP_URL_FILE", file.to_str().unwrap()),
+        ("LATCHKEY_MAIL_FROM", "Acme <no-reply@acme.example>"),
+    ]));
+    out.assert_success();
+    // Refused in the TOML file, like DATABASE_URL.
+    let toml = dir.join("auth.toml");
+    std::fs::write(
+        &toml,
+        "smtp_url = \"smtps://bob:hunter2@mail.example.com\"\n",
+    )
+    .unwrap();
+    let out = latchkey_e2e::run_tool(
+        "latchkey-auth",
+        &["--config", toml.to_str().unwrap(), "check-config"],
+        &base(&[]),
+    );
+    assert_eq!(out.code(), Some(2), "{out:?}");
+    assert!(
+        out.stderr.contains("LATCHKEY_SMTP_URL") && out.stderr.contains("secrets may not"),
+        "{out:?}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
