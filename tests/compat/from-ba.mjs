@@ -205,6 +205,31 @@ if (phase === "check") {
         assert.equal(r2.body?.user?.email, u.email, `BA cookie on latchkey: ${r2.text}`);
         ok(await makeClient(AUTH).client.signIn.email(u), "BA-made user signs in on latchkey");
       });
+      await step("side by side: a reset requested on Better-Auth finishes on latchkey, and the reverse", async () => {
+        const resetRow = async (userId) => {
+          const rows = await sql(`SELECT identifier FROM "verification" WHERE "value" = $1 AND identifier LIKE 'reset-password:%'`, [userId]);
+          assert.equal(rows.length, 1, `one reset row for ${userId}`);
+          return rows[0].identifier.slice("reset-password:".length);
+        };
+        const u = { name: "Reset", email: randomEmail("reset"), password: "reset password 0" };
+        const S = makeClient(BA, { origin: AUTH });
+        const id = ok(await S.client.signUp.email(u), "sign-up on BA").user.id;
+        ok(await S.client.requestPasswordReset({ email: u.email, redirectTo: "/reset" }), "requestPasswordReset on BA");
+        const token = await resetRow(id);
+        const link = await fetch(`${AUTH}/api/auth/reset-password/${token}?callbackURL=%2Freset`, { redirect: "manual" });
+        assert.equal(link.status, 302);
+        assert.equal(link.headers.get("location"), `${AUTH}/reset?token=${token}`, "latchkey redirects with BA's token");
+        const L = makeClient(AUTH);
+        ok(await L.client.resetPassword({ newPassword: "reset password 1", token }), "resetPassword on latchkey");
+        ok(await L.client.signIn.email({ email: u.email, password: "reset password 1" }), "new password on latchkey");
+        // The other way: requested on latchkey, finished on Better-Auth (which writes scrypt,
+        // so latchkey still signs the user in).
+        ok(await L.client.requestPasswordReset({ email: u.email }), "requestPasswordReset on latchkey");
+        const token2 = await resetRow(id);
+        ok(await S.client.resetPassword({ newPassword: "reset password 2", token: token2 }), "resetPassword on BA");
+        fails(await L.client.resetPassword({ newPassword: "reset password 3", token: token2 }), 400, "INVALID_TOKEN", "used on BA");
+        ok(await makeClient(AUTH).client.signIn.email({ email: u.email, password: "reset password 2" }), "BA's new password on latchkey");
+      });
       await step("side by side: an $argon2id$ hash written by latchkey cannot be used by Better-Auth (documented: use LATCHKEY_PASSWORD_HASH=scrypt while both run)", async () => {
         const S = makeClient(BA, { origin: AUTH });
         const res = await S.client.signIn.email({ email: alice.email, password: alice.password });

@@ -436,7 +436,9 @@ fn database_from_better_auth(alg: &str) {
     let auth = Daemon::start(
         Auth::spec(&db, &secret, port)
             .env("LATCHKEY_JWT_ALG", alg)
-            .env("LATCHKEY_KEY_RELOAD_INTERVAL", "1"),
+            .env("LATCHKEY_KEY_RELOAD_INTERVAL", "1")
+            // Better-Auth's side has send callbacks; a reset crosses over between them.
+            .env("LATCHKEY_MAIL_TRANSPORT", "log"),
     );
     let api = Api::start_with(&url, |s| s);
     api.wait_ready();
