@@ -273,33 +273,83 @@ fn scrypt_key(password: &SecretString, salt_hex: &str) -> Result<Zeroizing<[u8; 
     Ok(out)
 }
 
-fn verify_blocking(
+/// A stored hash, parsed: the cheap part of a verification, where a malformed value is told
+/// apart (`UnknownFormat`) before any key derivation runs.
+pub(crate) enum Stored<'a> {
+    /// A PHC string (`$argon2id$v=19$m=..,t=..,p=..$salt$hash`).
+    Argon2(PasswordHash<'a>),
+    /// Better-Auth's `salt:hex(key64)`; the salt is used as its text.
+    Scrypt { salt: &'a str, key: Vec<u8> },
+}
+
+impl<'a> Stored<'a> {
+    pub(crate) fn parse(stored: &'a str) -> Result<Self, HashError> {
+        if stored.starts_with("$argon2") {
+            let hash = PasswordHash::new(stored).map_err(|_| HashError::UnknownFormat)?;
+            // Both found by fuzzing. A parameter named twice (`m=8,...,m=19456`) is not PHC,
+            // and argon2 would take the last value where a reader of the text may take the
+            // first. And argon2 0.5 computes `8 * p` in u32 before it checks p's maximum: a
+            // larger p overflows (a panic with overflow checks on).
+            let mut names = Vec::new();
+            for (name, value) in hash.params.iter() {
+                if names.contains(&name.as_str()) {
+                    return Err(HashError::UnknownFormat);
+                }
+                names.push(name.as_str());
+                if name.as_str() == "p" && value.decimal().map_or(true, |p| p > Params::MAX_P_COST)
+                {
+                    return Err(HashError::UnknownFormat);
+                }
+            }
+            return Ok(Stored::Argon2(hash));
+        }
+        let (salt, key_hex) = stored.split_once(':').ok_or(HashError::UnknownFormat)?;
+        let key = hex::decode(key_hex).map_err(|_| HashError::UnknownFormat)?;
+        if key.len() != 64 || salt.is_empty() {
+            return Err(HashError::UnknownFormat);
+        }
+        Ok(Stored::Scrypt { salt, key })
+    }
+
+    /// For argon2: are its parameters weaker than ours (or unreadable)?
+    pub(crate) fn weaker_than_ours(&self) -> bool {
+        match self {
+            Stored::Argon2(parsed) => Params::try_from(parsed)
+                .map(|p| {
+                    p.m_cost() < ARGON2_M_KIB || p.t_cost() < ARGON2_T || p.p_cost() < ARGON2_P
+                })
+                .unwrap_or(true),
+            Stored::Scrypt { .. } => false,
+        }
+    }
+}
+
+pub(crate) fn verify_blocking(
     password: &SecretString,
     stored: &str,
     scheme: HashScheme,
 ) -> Result<Verdict, HashError> {
-    if stored.starts_with("$argon2") {
-        let parsed = PasswordHash::new(stored).map_err(|_| HashError::UnknownFormat)?;
-        let ok = argon2()?
-            .verify_password(normalized(password).as_bytes(), &parsed)
-            .is_ok();
-        let weaker = Params::try_from(&parsed)
-            .map(|p| p.m_cost() < ARGON2_M_KIB || p.t_cost() < ARGON2_T || p.p_cost() < ARGON2_P)
-            .unwrap_or(true);
-        let needs_rehash = ok && (scheme != HashScheme::Argon2id || weaker);
-        return Ok(Verdict { ok, needs_rehash });
+    match Stored::parse(stored)? {
+        Stored::Argon2(parsed) => {
+            let ok = argon2()?
+                .verify_password(normalized(password).as_bytes(), &parsed)
+                .is_ok();
+            let weaker = Stored::Argon2(parsed).weaker_than_ours();
+            let needs_rehash = ok && (scheme != HashScheme::Argon2id || weaker);
+            Ok(Verdict { ok, needs_rehash })
+        }
+        Stored::Scrypt {
+            salt,
+            key: expected,
+        } => {
+            let key = scrypt_key(password, salt)?;
+            let ok = bool::from(key.as_slice().ct_eq(&expected));
+            Ok(Verdict {
+                ok,
+                needs_rehash: ok && scheme != HashScheme::Scrypt,
+            })
+        }
     }
-    let (salt, key_hex) = stored.split_once(':').ok_or(HashError::UnknownFormat)?;
-    let expected = hex::decode(key_hex).map_err(|_| HashError::UnknownFormat)?;
-    if expected.len() != 64 || salt.is_empty() {
-        return Err(HashError::UnknownFormat);
-    }
-    let key = scrypt_key(password, salt)?;
-    let ok = bool::from(key.as_slice().ct_eq(&expected));
-    Ok(Verdict {
-        ok,
-        needs_rehash: ok && scheme != HashScheme::Scrypt,
-    })
 }
 
 #[cfg(test)]
@@ -348,10 +398,29 @@ mod tests {
 
     #[test]
     fn garbage_is_an_unknown_format_not_a_panic() {
-        for stored in ["", "nocolon", "zz:zz", "$argon2id$garbage", "abc:1234"] {
+        for stored in [
+            "",
+            "nocolon",
+            "zz:zz",
+            "$argon2id$garbage",
+            "abc:1234",
+            // Fuzz finding: argon2 0.5 overflowed computing 8 * p for p above its maximum.
+            "$argon2d$p=1949456194,t=2",
+            "$argon2id$v=19$m=19456,t=2,p=536870912$c29tZXNhbHQ$AAAAAAAAAAAAAAAAAAAAAA",
+            "$argon2id$v=19$m=19456,t=2,p=16777216$c29tZXNhbHQ$AAAAAAAAAAAAAAAAAAAAAA",
+            // Fuzz finding: a parameter named twice, which argon2 reads as its last value.
+            "$argon2$m=2,p=1,m=16,t=2,p=2,t=2,t=2,m=96,t=2,p=3,p=2,m=133662",
+            "$argon2id$v=19$m=8,t=2,p=1,m=19456$c29tZXNhbHQ$AAAAAAAAAAAAAAAAAAAAAA",
+        ] {
             let verdict = verify_blocking(&pw("x"), stored, HashScheme::Argon2id);
             assert!(verdict.map_or(true, |v| !v.ok), "{stored:?} verified");
+            if stored.contains("m=") || stored.contains("p=") {
+                assert!(Stored::parse(stored).is_err(), "{stored:?} parsed");
+            }
         }
+        // The parser still takes a well-formed PHC string with unusual parameters.
+        let odd = "$argon2i$m=16,t=2,p=2,keyid=AAEC$c2FsdHNhbHQ$AAAAAAAAAAAAAAAAAAAAAA";
+        assert!(Stored::parse(odd).is_ok());
     }
 
     /// Unknown emails and accounts in either scheme cost one verification per scheme in use.
