@@ -38,7 +38,8 @@
 //! * Proxied request targets are forwarded exactly as sent (never re-encoded or normalised),
 //!   so what could reach the upstream is refused instead, `400 INVALID_PATH`: any dot
 //!   segment (`.`, `..`, `...`, in any percent-encoding or case, double-encoded, with `;`
-//!   parameters as in `..;/`, with trailing spaces, as overlong UTF-8 or fullwidth dots), any
+//!   parameters as in `..;/`, followed by an encoded `?` or `#` as in `..%23`, with trailing
+//!   spaces, as overlong UTF-8 or fullwidth dots), any
 //!   backslash, any encoded slash or backslash (`%2F`, `%5C`, `%252F`: also inside a segment,
 //!   `/files/a%2Fb`, since an upstream that decodes before routing sees two segments), control
 //!   characters (`%00`), and targets that are not a path (`*`, so `OPTIONS *` is not proxied;

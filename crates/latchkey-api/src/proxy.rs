@@ -80,13 +80,7 @@ impl Proxy {
         if self.max_body > 0 && content_length(&parts.headers).is_some_and(|n| n > self.max_body) {
             return Err(ApiError::PayloadTooLarge);
         }
-        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        let uri: Uri = format!(
-            "{}://{}{}{}",
-            self.upstream.scheme, self.upstream.authority, self.upstream.prefix, path
-        )
-        .parse()
-        .map_err(|_| ApiError::NotFound)?;
+        let uri = upstream_uri(&self.upstream, &parts.uri)?;
         let host = parts.headers.get(HOST).cloned().or_else(|| {
             parts
                 .uri
@@ -232,6 +226,24 @@ pub(crate) fn identity_headers(claims: &Claims, with_name: bool) -> Vec<(HeaderN
     out
 }
 
+/// The upstream's URI for a request target that [`check_target`] let through: the
+/// upstream's scheme and authority, `LATCHKEY_UPSTREAM`'s path prefix, then the target's path
+/// and query exactly as sent. The path is `Uri::path`, the very string that was checked (it
+/// reads `/` for a target with an empty path, such as `?x` or `://h?`, which would otherwise
+/// be forwarded as the bare prefix; found by fuzz/fuzz_targets/proxy_path.rs).
+pub(crate) fn upstream_uri(upstream: &Upstream, target: &Uri) -> Result<Uri, ApiError> {
+    let query = target.query().map(|q| format!("?{q}")).unwrap_or_default();
+    format!(
+        "{}://{}{}{}{query}",
+        upstream.scheme,
+        upstream.authority,
+        upstream.prefix,
+        target.path()
+    )
+    .parse()
+    .map_err(|_| ApiError::NotFound)
+}
+
 /// Refuses what must not reach the upstream: CONNECT and TRACE (TRACK), and any request
 /// target but an origin-form path that [`path_is_safe`] accepts (`*` and authority-form
 /// included). The path is forwarded exactly as sent, so the upstream's own decoding cannot
@@ -264,9 +276,10 @@ const DECODE_LAYERS: usize = 4;
 /// * no encoded slash or backslash (`%2f`, `%5c`, any case): refused even inside a segment
 ///   (`/files/a%2Fb`), since an upstream that decodes before routing would see two segments;
 /// * no dot segment: a segment that, cut at its first `;` (Tomcat's path parameters,
-///   `..;/`) and stripped of trailing spaces and tabs (Windows), is nothing but dots, `.`
-///   and `..` as well as `...`; the fullwidth and other Unicode dot look-alikes that NFKC
-///   folds to `.` count as dots;
+///   `..;/`), `?` or `#` (in a decoded layer, `..%3F` and `..%23`: an upstream that decodes
+///   and then parses the result as a URL ends the path there) and stripped of trailing
+///   spaces and tabs (Windows), is nothing but dots, `.` and `..` as well as `...`; the
+///   fullwidth and other Unicode dot look-alikes that NFKC folds to `.` count as dots;
 /// * no control character (`%00` truncates paths in C code) and no overlong UTF-8 (`%c0%ae`
 ///   is a `.` to lenient decoders).
 ///
@@ -309,7 +322,10 @@ fn layer_is_safe(bytes: &[u8]) -> bool {
 const DOT_LOOKALIKES: &[&[u8]] = &[b"\xe2\x80\xa4", b"\xef\xb9\x92", b"\xef\xbc\x8e"];
 
 fn is_dot_segment(segment: &[u8]) -> bool {
-    let cut = segment.split(|&b| b == b';').next().unwrap_or_default();
+    let cut = segment
+        .split(|&b| matches!(b, b';' | b'?' | b'#'))
+        .next()
+        .unwrap_or_default();
     let mut rest = cut;
     while let [head @ .., b' ' | b'\t'] = rest {
         rest = head;
@@ -576,6 +592,13 @@ mod tests {
             "/.;/admin",
             "/%2e%2e;x/admin",
             "/..%3b/admin",
+            // a decoded `?` or `#` ends the path for an upstream that re-parses it as a URL
+            // (fuzz finding: `/..%23` became `/app/..#`, which resolves to `/`)
+            "/..%23",
+            "/..%23/admin",
+            "/a/.%2e%3Fx=1",
+            "/..%3f/admin",
+            "/%2e%252e%2523",
             // encoded separators, with or without dots
             "/..%2fadmin",
             "/..%2Fadmin",
@@ -626,6 +649,8 @@ mod tests {
             "/a../b",
             "/.well-known/x",
             "/.hidden",
+            "/a%3Fb",
+            "/a%23b/..x%3f",
             "/a/...b",
             "/a%20b/c",
             "/%41%42",
@@ -671,5 +696,29 @@ mod tests {
         }
         let propfind = Method::from_bytes(b"PROPFIND").unwrap();
         assert_eq!(check_target(&propfind, &target("/dav/")), Ok(()));
+    }
+
+    /// The forwarded path is the checked one, below the prefix, with the query as sent.
+    #[test]
+    fn upstream_uri_forwards_the_checked_path() {
+        let upstream = Upstream {
+            scheme: "http".into(),
+            authority: "up.example:8080".into(),
+            prefix: "/app".into(),
+        };
+        for (target, path, query) in [
+            ("/x/y?a=%2f&b", "/app/x/y", Some("a=%2f&b")),
+            ("/", "/app/", None),
+            ("/caf%C3%A9?", "/app/caf%C3%A9", Some("")),
+            ("http://other.example/x?q", "/app/x", Some("q")),
+            // Fuzz finding: an empty path (checked as "/") went out as the bare prefix.
+            ("://-?", "/app/", Some("")),
+        ] {
+            let uri: Uri = target.parse().unwrap();
+            assert_eq!(check_target(&Method::GET, &uri), Ok(()), "{target}");
+            let built = upstream_uri(&upstream, &uri).unwrap();
+            assert_eq!(built.authority().unwrap().as_str(), "up.example:8080");
+            assert_eq!((built.path(), built.query()), (path, query), "{target}");
+        }
     }
 }
