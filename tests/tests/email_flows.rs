@@ -706,3 +706,107 @@ fn smtp_settings_are_checked_at_start_up() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn sign_in_resends_only_when_asked_and_duplicates_reveal_nothing() {
+    let smtp = SmtpServer::start();
+    let templates = std::env::temp_dir().join(format!("latchkey-templates-{}", random_string(8)));
+    std::fs::create_dir_all(&templates).unwrap();
+    std::fs::write(
+        templates.join("verify-email.subject"),
+        "Welcome to {{app_name}}, {{name}}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        templates.join("verify-email.html"),
+        "<p>Hi {{name}}: <a href=\"{{url}}\">go</a></p>",
+    )
+    .unwrap();
+    let dir = templates.clone();
+    let smtp_ref = &smtp;
+    let auth = Auth::start_with(move |s| {
+        with_mail(smtp_ref)(s)
+            .env("LATCHKEY_REQUIRE_EMAIL_VERIFICATION", "true")
+            .env("LATCHKEY_SEND_VERIFICATION_ON_SIGN_UP", "false")
+            .env("LATCHKEY_SEND_VERIFICATION_ON_SIGN_IN", "true")
+            .env("LATCHKEY_MAIL_TEMPLATES", dir.to_str().unwrap())
+    });
+    let email = random_email();
+    let first = auth.sign_up_resp("Zoe", &email, PASSWORD);
+    first.expect(200);
+    assert_eq!(first.json()["token"], serde_json::Value::Null);
+    // A second sign-up with the address looks like a first one: a made-up user, no session.
+    let again = auth.sign_up_resp("Mallory", &email, "another password");
+    again.expect(200);
+    let body = again.json();
+    assert_eq!(body["token"], serde_json::Value::Null);
+    assert_eq!(body["user"]["name"], "Mallory");
+    assert_ne!(body["user"]["id"], first.json()["user"]["id"]);
+    assert_eq!(auth.db.count(r#"select count(*) from "user""#), 1);
+    assert!(again.set_cookies().is_empty());
+
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        smtp.messages().is_empty(),
+        "no mail on sign-up when not asked"
+    );
+    auth.sign_in_resp(&email, "wrong password!")
+        .expect_error(401, "INVALID_EMAIL_OR_PASSWORD");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(smtp.messages().is_empty(), "a wrong password sends nothing");
+    auth.sign_in_resp(&email, PASSWORD)
+        .expect_error(403, "EMAIL_NOT_VERIFIED");
+    let mail = smtp.wait_for(&email, MAIL_WAIT);
+    assert_eq!(
+        mail.subject, "Welcome to Acme, Zoe",
+        "the operator's subject"
+    );
+    assert!(
+        mail.html.starts_with("<p>Hi Zoe: <a href=\"http://"),
+        "{}",
+        mail.html
+    );
+    assert!(
+        mail.text.contains("please confirm"),
+        "the default text part"
+    );
+    let link = mail.link("verify-email");
+    assert!(link.ends_with("&callbackURL=%2F"), "{link}");
+    let resp = auth.client().get(&path_of(&link)).send();
+    resp.expect(302);
+    assert_eq!(resp.header("location"), Some("/"));
+    auth.sign_in(&email, PASSWORD);
+    let _ = std::fs::remove_dir_all(templates);
+}
+
+#[test]
+fn mail_endpoints_are_limited_to_three_per_minute() {
+    let smtp = SmtpServer::start();
+    let auth = Auth::start_with(|s| with_mail(&smtp)(s).env("LATCHKEY_RATE_LIMIT", "on"));
+    for path in [
+        "/api/auth/request-password-reset",
+        "/api/auth/send-verification-email",
+    ] {
+        for _ in 0..3 {
+            auth.client()
+                .post(path)
+                .json(&json!({"email": "someone@example.com"}))
+                .send()
+                .expect(200);
+        }
+        let resp = auth
+            .client()
+            .post(path)
+            .json(&json!({"email": "someone@example.com"}))
+            .send();
+        resp.expect(429);
+        assert_eq!(resp.header("x-retry-after"), Some("60"), "{path}");
+    }
+    // verify-email and the reset link are not limited.
+    for _ in 0..5 {
+        auth.client()
+            .get("/api/auth/verify-email?token=x")
+            .send()
+            .expect_error(401, "INVALID_TOKEN");
+    }
+}

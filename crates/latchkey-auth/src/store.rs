@@ -180,15 +180,17 @@ pub(crate) async fn set_email_verified(c: &impl Sql, email: &str) -> Result<u64,
     .await?)
 }
 
-/// A `verification` row as Better-Auth writes it; returns its id.
+/// A `verification` row as Better-Auth writes it (`expiresAt` = `createdAt` + `ttl`); returns
+/// its id.
 pub(crate) async fn insert_verification(
     c: &impl Sql,
     identifier: &str,
     value: &str,
-    expires_at: DateTime<Utc>,
+    ttl: chrono::Duration,
 ) -> Result<String, StoreError> {
     let id = new_id();
     let now = now_ms();
+    let expires_at = now + ttl;
     c.exec(
         r#"insert into "verification" ("id", "identifier", "value", "expiresAt", "createdAt", "updatedAt")
            values ($1, $2, $3, $4, $5, $5)"#,

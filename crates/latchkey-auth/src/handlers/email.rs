@@ -407,8 +407,7 @@ pub(crate) async fn request_password_reset(
 
     let token = crate::ids::random_string(24);
     let identifier = format!("{RESET_PREFIX}{token}");
-    let expires = store::now_ms()
-        + chrono::Duration::seconds(st.config.email.reset_expires_in.as_secs() as i64);
+    let ttl = chrono::Duration::seconds(st.config.email.reset_expires_in.as_secs() as i64);
     let url = format!(
         "{}/reset-password/{token}?callbackURL={}",
         api_url(st),
@@ -424,7 +423,7 @@ pub(crate) async fn request_password_reset(
 
     let mut conn = st.db.conn().await?;
     let tx = conn.transaction().await?;
-    let row_id = store::insert_verification(&tx, &identifier, &target.id, expires).await?;
+    let row_id = store::insert_verification(&tx, &identifier, &target.id, ttl).await?;
     let mail_id = outbox::enqueue(&tx, &msg).await?;
     let (drop_row, drop_mail) = if known {
         (crate::ids::new_id(), crate::ids::new_id())
