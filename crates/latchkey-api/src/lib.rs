@@ -78,5 +78,9 @@ mod proxy;
 mod revocation;
 mod telemetry;
 
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
+
 pub use app::App;
 pub use config::Config;

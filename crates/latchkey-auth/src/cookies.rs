@@ -148,6 +148,38 @@ impl CookieSigner {
     }
 }
 
+/// The session token of an `Authorization` header: `None` when it is no bearer credential
+/// (the cookie is looked at then), else the bearer's verdict, which the cookie cannot
+/// overturn: `Some(Some(token))` for a valid signed token (percent-encoded or not, as
+/// `set-auth-token` gives it), `Some(None)` for anything else. An unsigned (raw) token is
+/// accepted, as Better-Auth does, only when `require_signed` is false.
+pub(crate) fn bearer_token(
+    authorization: &str,
+    signer: &CookieSigner,
+    require_signed: bool,
+) -> Option<Option<String>> {
+    let (scheme, value) = authorization.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let value = value.trim();
+    if !value.contains('.') {
+        // A raw token: what list-sessions (with `all`) and response bodies show, so
+        // accepting it lets one leaked listing open every session.
+        let allowed = !require_signed && !value.is_empty();
+        return Some(allowed.then(|| value.to_string()));
+    }
+    let decoded = if value.contains('%') {
+        match percent_decode_str(value).decode_utf8() {
+            Ok(decoded) => decoded.into_owned(),
+            Err(_) => return Some(None),
+        }
+    } else {
+        value.to_string()
+    };
+    Some(signer.verify(&decoded).map(str::to_string))
+}
+
 /// Finds a cookie in a `Cookie` header: first occurrence wins, quotes stripped, value
 /// percent-decoded.
 pub(crate) fn find_cookie(header: &str, name: &str) -> Option<String> {

@@ -12,6 +12,9 @@ mod config;
 mod cookies;
 mod daemon;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod handlers;
 mod ids;
 mod keys;

@@ -61,25 +61,9 @@ impl State {
     /// with `LATCHKEY_REQUIRE_SIGNED_BEARER=false`.
     pub(crate) fn session_token(&self, req: &Req) -> Option<String> {
         if let Some(auth) = req.header("authorization") {
-            if let Some((scheme, value)) = auth.split_once(' ') {
-                if scheme.eq_ignore_ascii_case("bearer") {
-                    let value = value.trim();
-                    if !value.contains('.') {
-                        // A raw token: what list-sessions (with `all`) and response bodies
-                        // show, so accepting it lets one leaked listing open every session.
-                        let allowed = !self.config.require_signed_bearer && !value.is_empty();
-                        return allowed.then(|| value.to_string());
-                    }
-                    let decoded = if value.contains('%') {
-                        percent_encoding::percent_decode_str(value)
-                            .decode_utf8()
-                            .ok()?
-                            .into_owned()
-                    } else {
-                        value.to_string()
-                    };
-                    return self.cookies.verify(&decoded).map(str::to_string);
-                }
+            let require_signed = self.config.require_signed_bearer;
+            if let Some(token) = cookies::bearer_token(auth, &self.cookies, require_signed) {
+                return token;
             }
         }
         let header = req.cookie_header()?;

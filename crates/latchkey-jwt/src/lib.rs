@@ -42,6 +42,9 @@
 
 mod claims;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod jwks;
 mod strict;
 
