@@ -27,6 +27,8 @@ use crate::http::HttpResponse;
 /// Request heads larger than this are refused by hyper before our code sees them.
 pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long open connections outlive the listener in a drain (see the end of [`serve`]).
+const LINGER: Duration = Duration::from_secs(1);
 /// How often at most the "connections running low" warning is logged.
 const LOW_WARN_EVERY: Duration = Duration::from_secs(60);
 
@@ -395,6 +397,14 @@ pub async fn serve<H, F>(
     }
 
     drop(listener);
+    if !limits.shutdown_delay.is_zero() {
+        // Connections stay open a moment after the listener closes: a load balancer that
+        // still holds idle keep-alive connections to us learns that we are gone from a
+        // refused connect (and takes us out) before we close those, instead of sending a
+        // request into one just as it closes. Requests on them are answered, with
+        // `Connection: close`.
+        tokio::time::sleep(LINGER.min(limits.shutdown_delay)).await;
+    }
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(SHUTDOWN_GRACE) => {
