@@ -810,3 +810,30 @@ fn mail_endpoints_are_limited_to_three_per_minute() {
             .expect_error(401, "INVALID_TOKEN");
     }
 }
+
+#[test]
+fn expired_verification_rows_are_purged() {
+    let smtp = SmtpServer::start();
+    let mut auth = Auth::start_with(with_mail(&smtp));
+    auth.db.execute(
+        r#"insert into "verification" ("id", "identifier", "value", "expiresAt")
+           values ('old', 'reset-password:old', 'u', now() - interval '1 minute'),
+                  ('live', 'reset-password:live', 'u', now() + interval '1 hour')"#,
+    );
+    // The worker purges when it starts, then hourly.
+    auth.daemon.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while auth
+        .db
+        .count(r#"select count(*) from "verification" where "id" = 'old'"#)
+        > 0
+    {
+        assert!(Instant::now() < deadline, "the expired row was not purged");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        auth.db
+            .count(r#"select count(*) from "verification" where "id" = 'live'"#),
+        1
+    );
+}

@@ -10,7 +10,7 @@
 //!   ([`backoff`]); after [`MAX_ATTEMPTS`] the row is marked failed and an error logged.
 //! * **Retention.** A sent row loses its bodies at once (they hold links that are
 //!   credentials until they expire) and is deleted after [`SENT_RETENTION`]; failed rows
-//!   after [`FAILED_RETENTION`].
+//!   after [`FAILED_RETENTION`]. Expired `verification` rows go in the same hourly purge.
 //! * **Shutdown.** The worker checks the signal between messages, never during a send.
 
 use std::sync::Arc;
@@ -175,17 +175,26 @@ async fn mark_failed_attempt(
     Ok(Some(due))
 }
 
+/// Old outbox rows, and expired `verification` rows (reset tokens nobody used), which
+/// Better-Auth deletes lazily the same way.
 async fn purge(db: &Db) -> Result<u64, StoreError> {
     let conn = db.conn().await?;
     let now = Utc::now();
     let sent_before = now - chrono_of(SENT_RETENTION);
     let failed_before = now - chrono_of(FAILED_RETENTION);
-    Ok(conn
+    let outbox = conn
         .exec(
             r#"delete from "latchkey_outbox" where "sentAt" < $1 or "failedAt" < $2"#,
             &[timestamptz(&sent_before), timestamptz(&failed_before)],
         )
-        .await?)
+        .await?;
+    let expired = conn
+        .exec(
+            r#"delete from "verification" where "expiresAt" < $1"#,
+            &[timestamptz(&now)],
+        )
+        .await?;
+    Ok(outbox + expired)
 }
 
 /// Sends one claimed message and records the outcome. `true` if it went out.
