@@ -15,14 +15,22 @@ import { toNodeHandler } from "better-auth/node";
 import { bearer, jwt } from "better-auth/plugins";
 import pg from "pg";
 
+/** What the send callbacks were handed, newest last: `{kind, email, url, token}`. */
+export const sentMail = [];
+
 export function baOptions({ databaseUrl, secret, baseURL, alg = "EdDSA", pool }) {
   const jwtOptions = alg && alg !== "EdDSA" ? { jwks: { keyPairConfig: { alg } } } : undefined;
   return {
     database: pool ?? new pg.Pool({ connectionString: databaseUrl, max: 5 }),
     secret,
     baseURL,
-    emailAndPassword: { enabled: true, sendResetPassword: async () => {} },
-    emailVerification: { sendVerificationEmail: async () => {} },
+    emailAndPassword: {
+      enabled: true,
+      sendResetPassword: async ({ user, url, token }) => { sentMail.push({ kind: "reset", email: user.email, url, token }); },
+    },
+    emailVerification: {
+      sendVerificationEmail: async ({ user, url, token }) => { sentMail.push({ kind: "verify", email: user.email, url, token }); },
+    },
     plugins: [jwt(jwtOptions), bearer()],
     telemetry: { enabled: false },
   };

@@ -16,7 +16,7 @@
 // STATE_FILE, JWT_ALG (default EdDSA), BA_SIDE_PORT (check: a free port for the side-by-side BA).
 
 import fs from "node:fs";
-import { migrateBA, startBA } from "./ba.mjs";
+import { migrateBA, sentMail, startBA } from "./ba.mjs";
 import {
   assert, credentialHash, done, env, fails, http, jwtHeader, makeClient, ok, query, randomEmail, step, verifyJwt,
 } from "./lib.mjs";
@@ -229,6 +229,20 @@ if (phase === "check") {
         ok(await S.client.resetPassword({ newPassword: "reset password 2", token: token2 }), "resetPassword on BA");
         fails(await L.client.resetPassword({ newPassword: "reset password 3", token: token2 }), 400, "INVALID_TOKEN", "used on BA");
         ok(await makeClient(AUTH).client.signIn.email({ email: u.email, password: "reset password 2" }), "BA's new password on latchkey");
+      });
+      await step("side by side: a verification link mailed by Better-Auth verifies on latchkey", async () => {
+        const u = { name: "Vera", email: randomEmail("vera"), password: "vera password 0" };
+        const S = makeClient(BA, { origin: AUTH });
+        const id = ok(await S.client.signUp.email(u), "sign-up on BA").user.id;
+        ok(await S.client.sendVerificationEmail({ email: u.email, callbackURL: "/verified" }), "sendVerificationEmail on BA");
+        const mail = sentMail.filter((m) => m.kind === "verify" && m.email === u.email).pop();
+        assert.ok(mail, "Better-Auth's callback got the link");
+        assert.ok(mail.url.startsWith(`${AUTH}/api/auth/verify-email?token=`), mail.url);
+        const r = await fetch(mail.url, { redirect: "manual" });
+        assert.equal(r.status, 302, "latchkey takes Better-Auth's token");
+        assert.equal(r.headers.get("location"), "/verified");
+        const rows = await sql(`SELECT "emailVerified" FROM "user" WHERE id = $1`, [id]);
+        assert.equal(rows[0].emailVerified, true);
       });
       await step("side by side: an $argon2id$ hash written by latchkey cannot be used by Better-Auth (documented: use LATCHKEY_PASSWORD_HASH=scrypt while both run)", async () => {
         const S = makeClient(BA, { origin: AUTH });
