@@ -244,6 +244,25 @@ if (phase === "check") {
         const rows = await sql(`SELECT "emailVerified" FROM "user" WHERE id = $1`, [id]);
         assert.equal(rows[0].emailVerified, true);
       });
+      if (process.env.AUTH_LOG) await step("side by side: a verification link mailed by latchkey verifies on Better-Auth", async () => {
+        const u = { name: "Lena", email: randomEmail("lena"), password: "lena password 0" };
+        const L = makeClient(AUTH);
+        const id = ok(await L.client.signUp.email(u), "sign-up on latchkey").user.id;
+        ok(await L.client.sendVerificationEmail({ email: u.email, callbackURL: "/verified" }), "sendVerificationEmail on latchkey");
+        let link;
+        for (let i = 0; i < 100 && !link; i++) {
+          const log = fs.readFileSync(process.env.AUTH_LOG, "utf8");
+          link = [...log.matchAll(/http:\/\/\S+\/api\/auth\/verify-email\?token=([\w-]+\.[\w-]+\.[\w-]+)\S*/g)]
+            .find((m) => JSON.parse(Buffer.from(m[1].split(".")[1], "base64url")).email === u.email)?.[0];
+          if (!link) await new Promise((r) => setTimeout(r, 100));
+        }
+        assert.ok(link, "latchkey logged the link");
+        const r = await fetch(link.replace(AUTH, BA), { redirect: "manual" });
+        assert.equal(r.status, 302, "Better-Auth takes latchkey's token");
+        assert.equal(r.headers.get("location"), "/verified");
+        const rows = await sql(`SELECT "emailVerified" FROM "user" WHERE id = $1`, [id]);
+        assert.equal(rows[0].emailVerified, true);
+      });
       await step("side by side: an $argon2id$ hash written by latchkey cannot be used by Better-Auth (documented: use LATCHKEY_PASSWORD_HASH=scrypt while both run)", async () => {
         const S = makeClient(BA, { origin: AUTH });
         const res = await S.client.signIn.email({ email: alice.email, password: alice.password });

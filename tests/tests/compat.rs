@@ -446,6 +446,8 @@ fn database_from_better_auth(alg: &str) {
         ("AUTH_URL", url.clone()),
         ("API_URL", api.url()),
         ("BA_SIDE_PORT", free_port().to_string()),
+        // latchkey's mail goes to its log (LATCHKEY_MAIL_TRANSPORT=log): links are read there.
+        ("AUTH_LOG", auth.log_path().display().to_string()),
     ]);
     run_node(
         &format!("from-ba-check-{alg}"),
