@@ -148,3 +148,50 @@ debian_mirror() {
     ) || true
     echo "${uri:-http://deb.debian.org/debian}"
 }
+
+# ensure_cargo_tool CRATE VERSION WHEEL_SHA256: a cargo subcommand binary (cargo-audit,
+# cargo-fuzz) at exactly VERSION, cached in target/tools/CRATE-VERSION/bin, which it prints.
+# A cold cache takes the prebuilt Linux x86_64 wheel that Astral publishes on PyPI
+# (astral-dev-toolchain-CRATE, built from the crate's release tag), pinned by its sha256 (a
+# few seconds), else builds the crate from crates.io with `cargo install --locked` (minutes).
+# LATCHKEY_TOOLS_FROM_SOURCE=1 always builds from source.
+ensure_cargo_tool() {
+    local crate=$1 version=$2 sha256=$3
+    local dir="$PWD/target/tools/$crate-$version/bin"
+    local bin="$dir/$crate"
+    if [ "$("$bin" --version 2>/dev/null)" = "$crate $version" ]; then
+        echo "$dir"
+        return
+    fi
+    mkdir -p "$dir"
+    if [ "${LATCHKEY_TOOLS_FROM_SOURCE:-0}" != 1 ] && [ "$(uname -m)" = x86_64 ] &&
+        python3 -m pip --version >/dev/null 2>&1; then
+        local tmp
+        tmp=$(mktemp -d)
+        echo "astral-dev-toolchain-$crate==$version --hash=sha256:$sha256" >"$tmp/req.txt"
+        log "$crate $version: prebuilt wheel from PyPI (sha256 pinned)"
+        if python3 -m pip download --quiet --no-deps --only-binary=:all: --require-hashes \
+            -r "$tmp/req.txt" -d "$tmp" >&2; then
+            python3 - "$tmp" "$crate" "$bin" <<'PY' >&2 || true
+import glob, os, sys, zipfile
+tmp, crate, out = sys.argv[1:]
+(wheel,) = glob.glob(os.path.join(tmp, "*.whl"))
+with zipfile.ZipFile(wheel) as z:
+    (member,) = [n for n in z.namelist() if n.endswith(".data/scripts/" + crate)]
+    with open(out + ".part", "wb") as f:
+        f.write(z.read(member))
+os.chmod(out + ".part", 0o755)
+os.replace(out + ".part", out)
+PY
+        fi
+        rm -rf "$tmp"
+    fi
+    if [ "$("$bin" --version 2>/dev/null)" != "$crate $version" ]; then
+        log "$crate $version: cargo install --locked from crates.io (a few minutes)"
+        cargo install --quiet --locked --force "$crate" --version "$version" \
+            --root "$PWD/target/tools/$crate-$version" --target-dir "$PWD/target/tools/build" >&2
+        rm -rf "$PWD/target/tools/build"
+    fi
+    "$bin" --version >/dev/null
+    echo "$dir"
+}
