@@ -280,6 +280,17 @@ impl Source {
             return Err(unknown((*name).clone(), "in the environment"));
         }
         for key in self.file.keys() {
+            // Settings are read under lower-case keys only: `BETTER_AUTH_URL = ...` in the
+            // file would be ignored, so it is refused instead.
+            if *key != key.to_ascii_lowercase() {
+                return Err(ConfigError::new(
+                    key.clone(),
+                    format!(
+                        "config file keys are lower case: write {}",
+                        key.to_ascii_lowercase()
+                    ),
+                ));
+            }
             if !KNOWN_SETTINGS.contains(&setting_of_key(key).as_str()) {
                 return Err(unknown(key.clone(), "in the config file"));
             }
@@ -508,6 +519,10 @@ mod tests {
         )
         .reject_unknown()
         .unwrap();
+        let e = src(&[], "BETTER_AUTH_URL = \"http://a\"")
+            .reject_unknown()
+            .unwrap_err();
+        assert!(e.to_string().contains("write better_auth_url"), "{e}");
         // A name a daemon reads must be in the list.
         let s = src(&[], "");
         let _ = s.get("LATCHKEY_NOT_LISTED");
