@@ -25,6 +25,11 @@ const URI_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'(')
     .remove(b')');
 
+/// JavaScript's `encodeURIComponent` (cookie values, and query values of mailed links).
+pub(crate) fn encode_uri_component(s: &str) -> String {
+    utf8_percent_encode(s, URI_COMPONENT).to_string()
+}
+
 pub(crate) const SESSION_TOKEN: &str = "session_token";
 pub(crate) const SESSION_DATA: &str = "session_data";
 pub(crate) const DONT_REMEMBER: &str = "dont_remember";
@@ -130,7 +135,7 @@ impl CookieSigner {
         let mut out = format!(
             "{}={}",
             self.name(short),
-            utf8_percent_encode(signed_value, URI_COMPONENT)
+            encode_uri_component(signed_value)
         );
         if let Some(age) = max_age {
             out.push_str(&format!("; Max-Age={age}"));

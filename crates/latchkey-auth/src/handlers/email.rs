@@ -8,7 +8,6 @@ use base64::Engine as _;
 use chrono::Utc;
 use hmac::{Hmac, Mac};
 use http::StatusCode;
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -16,6 +15,7 @@ use subtle::ConstantTimeEq;
 
 use super::{check_callback, check_password_length};
 use crate::audit::{self, Actor, Event};
+use crate::cookies::encode_uri_component;
 use crate::error::AuthError;
 use crate::mail::Kind;
 use crate::outbox;
@@ -27,22 +27,6 @@ use crate::store::{self, User};
 /// Better-Auth's base path, for the links in mails.
 const BASE: &str = "/api/auth";
 const RESET_PREFIX: &str = "reset-password:";
-/// What a browser's `encodeURIComponent` leaves alone.
-const URI_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'!')
-    .remove(b'~')
-    .remove(b'*')
-    .remove(b'\'')
-    .remove(b'(')
-    .remove(b')');
-
-pub(crate) fn encode_uri_component(s: &str) -> String {
-    utf8_percent_encode(s, URI_COMPONENT).to_string()
-}
-
 fn api_url(st: &State) -> String {
     format!(
         "{}{BASE}",
