@@ -18,7 +18,7 @@ use serde_json::json as j;
 
 use crate::config::{Config, Revocation, UpstreamCors};
 use crate::error::ApiError;
-use crate::proxy::{identity_headers, Proxy};
+use crate::proxy::{email_verified, identity_headers, Proxy};
 use crate::revocation::SessionCheck;
 
 /// Methods a browser may use cross-origin: everything in proxy mode, reads otherwise.
@@ -36,6 +36,8 @@ pub struct App {
     /// `None` with `LATCHKEY_CORS=off` or no origin to allow.
     cors: Option<Cors>,
     upstream_cors: UpstreamCors,
+    /// `LATCHKEY_REQUIRE_VERIFIED_EMAIL`.
+    require_verified_email: bool,
     /// Listener TLS, built here so `check-config` proves the files load.
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Set by the server on SIGTERM: readiness fails while connections drain.
@@ -127,6 +129,7 @@ impl App {
             proxy,
             cors,
             upstream_cors: config.upstream_cors,
+            require_verified_email: config.require_verified_email,
             tls,
             draining: Draining::default(),
             metrics: Arc::new(metrics),
@@ -338,7 +341,9 @@ impl App {
         Ok(resp)
     }
 
-    /// Bearer token → verified claims, plus the session check when revocation is on.
+    /// Bearer token → verified claims, plus the session check when revocation is on, plus
+    /// the verified-email requirement when it is on. Every verifying path (`/api/me`,
+    /// `/auth/verify`, the proxy) goes through here.
     pub(crate) async fn authenticate(&self, headers: &HeaderMap) -> Result<Claims, ApiError> {
         let token = bearer_token(headers).map_err(ApiError::Token)?;
         let claims = self.verifier.verify(token).await.map_err(ApiError::Token)?;
@@ -349,6 +354,11 @@ impl App {
         }
         if let Some(sessions) = &self.sessions {
             sessions.check(claims.sid.as_deref()).await?;
+        }
+        // After the token and its session are known good: a revoked session is a 401 (sign
+        // in again), not a 403. Absent or non-boolean counts as unverified.
+        if self.require_verified_email && !email_verified(&claims) {
+            return Err(ApiError::EmailNotVerified);
         }
         Ok(claims)
     }

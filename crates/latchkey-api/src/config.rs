@@ -34,6 +34,9 @@ pub struct Config {
     pub cors: CorsSettings,
     /// Who answers CORS on proxied paths.
     pub upstream_cors: UpstreamCors,
+    /// `LATCHKEY_REQUIRE_VERIFIED_EMAIL`: refuse (403 `EMAIL_NOT_VERIFIED`) a valid token
+    /// whose `emailVerified` claim is not `true`, on every verifying path.
+    pub require_verified_email: bool,
 }
 
 /// CORS for browser apps on other origins. It is off when disabled or when no origin is
@@ -213,6 +216,7 @@ impl Config {
                 ))
             }
         };
+        let require_verified_email = src.bool_or("LATCHKEY_REQUIRE_VERIFIED_EMAIL", false)?;
 
         src.reject_unknown()?;
         Ok(Config {
@@ -232,6 +236,7 @@ impl Config {
             upstream_cors,
             server,
             metrics_listen,
+            require_verified_email,
         })
     }
 }
@@ -369,6 +374,7 @@ mod tests {
         assert!(c.cors.origins.is_empty());
         assert!(!c.cors.is_on(), "no origins: nothing to allow");
         assert_eq!(c.upstream_cors, UpstreamCors::Answer);
+        assert!(!c.require_verified_email);
         let c = load(&[("BETTER_AUTH_URL", "https://auth.example.com:443/x/y")]).unwrap();
         assert_eq!(c.issuer, "https://auth.example.com");
     }
@@ -462,9 +468,26 @@ mod tests {
                 &[BA, ("LATCHKEY_UPSTREAM_CORS", "forward")],
                 "LATCHKEY_UPSTREAM_CORS",
             ),
+            (
+                &[BA, ("LATCHKEY_REQUIRE_VERIFIED_EMAIL", "sometimes")],
+                "LATCHKEY_REQUIRE_VERIFIED_EMAIL",
+            ),
         ];
         for (env, setting) in cases {
             assert_eq!(&setting_of(env), setting, "{env:?}");
+        }
+    }
+
+    #[test]
+    fn require_verified_email() {
+        for (raw, want) in [
+            ("true", true),
+            (" on ", true),
+            ("1", true),
+            ("false", false),
+        ] {
+            let c = load(&[BA, ("LATCHKEY_REQUIRE_VERIFIED_EMAIL", raw)]).unwrap();
+            assert_eq!(c.require_verified_email, want, "{raw:?}");
         }
     }
 

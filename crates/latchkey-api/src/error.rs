@@ -16,6 +16,9 @@ pub(crate) enum ApiError {
     SessionRevoked,
     /// Revocation is on and the database could not answer: fail closed.
     RevocationUnavailable,
+    /// `LATCHKEY_REQUIRE_VERIFIED_EMAIL` is on and the valid token's `emailVerified` claim is
+    /// not `true` (false, absent or not a boolean).
+    EmailNotVerified,
     NotFound,
     MethodNotAllowed(&'static str),
     /// Proxy mode: a request target that could resolve outside `LATCHKEY_UPSTREAM`'s path
@@ -44,6 +47,7 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Self::Token(_) | Self::NoSessionId | Self::SessionRevoked => StatusCode::UNAUTHORIZED,
+            Self::EmailNotVerified => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::InvalidPath | Self::InvalidBody => StatusCode::BAD_REQUEST,
@@ -59,6 +63,7 @@ impl ApiError {
             Self::NoSessionId => "NO_SESSION_ID",
             Self::SessionRevoked => "SESSION_REVOKED",
             Self::RevocationUnavailable => "REVOCATION_CHECK_UNAVAILABLE",
+            Self::EmailNotVerified => "EMAIL_NOT_VERIFIED",
             Self::NotFound => "NOT_FOUND",
             Self::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
             Self::InvalidPath => "INVALID_PATH",
@@ -75,6 +80,7 @@ impl ApiError {
             Self::NoSessionId => "The access token has no session id",
             Self::SessionRevoked => "The session has ended",
             Self::RevocationUnavailable => "Session revocation check unavailable",
+            Self::EmailNotVerified => "Email not verified",
             Self::NotFound => "Not found",
             Self::MethodNotAllowed(_) => "Method not allowed",
             Self::InvalidPath => {
@@ -178,5 +184,15 @@ mod tests {
         let resp = ApiError::NotFound.into_response();
         let body = resp.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(&body[..], br#"{"message":"Not found","code":"NOT_FOUND"}"#);
+        // A valid token of a user who may not pass: 403, and no challenge (RFC 6750 §3.1
+        // reserves that for a token that is missing or invalid).
+        let resp = ApiError::EmailNotVerified.into_response();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+        assert!(!resp.headers().contains_key(WWW_AUTHENTICATE));
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(
+            &body[..],
+            br#"{"message":"Email not verified","code":"EMAIL_NOT_VERIFIED"}"#
+        );
     }
 }

@@ -23,6 +23,7 @@
 //! | `LATCHKEY_CORS_ORIGINS` | `BETTER_AUTH_TRUSTED_ORIGINS` | comma list, `*` wildcards (`https://*.example.com`); none = CORS off |
 //! | `LATCHKEY_CORS_ALLOW_HEADERS` | — | comma list of request headers allowed besides `authorization, content-type` |
 //! | `LATCHKEY_UPSTREAM_CORS` | `answer` | proxy mode: `answer` CORS here, or `pass` preflights and CORS headers to and from the upstream |
+//! | `LATCHKEY_REQUIRE_VERIFIED_EMAIL` | `false` | refuse a valid token whose `emailVerified` claim is not `true` with `403 EMAIL_NOT_VERIFIED` (`/api/me`, `/auth/verify`, proxy) |
 //! | `BETTER_AUTH_SECRET` | — | unused, but refused if shorter than 32 characters |
 //!
 //! # Choices
@@ -47,6 +48,15 @@
 //!   (`%20`, `%C3%A9`, `%25`), as do dots inside names (`a..b`, `.well-known`) and anything in
 //!   the query string.
 //! * With revocation on, a revoked session keeps working for up to the cache TTL.
+//! * Identity headers (forward-auth answers and proxied requests): `X-Auth-User-Id`,
+//!   `X-Auth-User-Email`, `X-Auth-User-Email-Verified` (`true` only when the token's
+//!   `emailVerified` is the JSON boolean `true`; `false` when absent or of another type),
+//!   `X-Auth-Session-Id`, and on proxied requests `X-Auth-User-Name`. A client's own
+//!   `X-Auth-*` headers (also spelt with `_`) never reach the upstream.
+//! * `LATCHKEY_REQUIRE_VERIFIED_EMAIL=true` is checked after the token and, with revocation
+//!   on, its session: a revoked session stays a `401`, only a good token of an unverified
+//!   user is a `403` (no `WWW-Authenticate`: the token is valid, signing in again would not
+//!   help until the address is verified).
 //! * CORS covers `/api/me`, `/auth/verify` and, in proxy mode, every proxied path. Preflights
 //!   (`OPTIONS` with `Origin` and `Access-Control-Request-Method`) are answered before
 //!   authentication (204; the grant only for an allowed origin); any other `OPTIONS` needs a

@@ -102,6 +102,7 @@ async fn serve(config: Config, app: App) -> ExitCode {
         upstream_cors = ?config.upstream_cors,
         cors = ?app.cors_origins(),
         tls = config.tls.is_some(),
+        require_verified_email = config.require_verified_email,
         "latchkey-api listening"
     );
     if config.cors.enabled && config.cors.origins.is_empty() {

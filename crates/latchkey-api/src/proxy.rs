@@ -208,9 +208,11 @@ pub(crate) fn prepare_headers(
 /// The identity headers for a verified token. Every one is always present, empty when the
 /// token has no such claim or its value cannot be a header value (a name with a newline, say),
 /// so that nothing a client might smuggle in can fill a gap. The user id always fits (a token
-/// whose `sub` does not is refused before this point).
+/// whose `sub` does not is refused before this point). `X-Auth-User-Email-Verified` is never
+/// empty: `true` only for an `emailVerified` claim that is the JSON boolean `true`, `false`
+/// otherwise (absent, `false`, or not a boolean).
 pub(crate) fn identity_headers(claims: &Claims, with_name: bool) -> Vec<(HeaderName, HeaderValue)> {
-    let mut out = Vec::with_capacity(4);
+    let mut out = Vec::with_capacity(5);
     let mut add = |name: &'static str, value: Option<&str>| {
         let value = value
             .and_then(|v| HeaderValue::from_str(v).ok())
@@ -219,11 +221,23 @@ pub(crate) fn identity_headers(claims: &Claims, with_name: bool) -> Vec<(HeaderN
     };
     add("x-auth-user-id", Some(&claims.sub));
     add("x-auth-user-email", claims.email.as_deref());
+    let verified = if email_verified(claims) {
+        "true"
+    } else {
+        "false"
+    };
+    add("x-auth-user-email-verified", Some(verified));
     add("x-auth-session-id", claims.sid.as_deref());
     if with_name {
         add("x-auth-user-name", claims.name.as_deref());
     }
     out
+}
+
+/// Is the token's `emailVerified` claim exactly `true`? An absent claim, or one that is not a
+/// JSON boolean (`"true"`, `1`), is not.
+pub(crate) fn email_verified(claims: &Claims) -> bool {
+    claims.email_verified == Some(true)
 }
 
 /// The upstream's URI for a request target that [`check_target`] let through: the
@@ -444,6 +458,8 @@ mod tests {
             ("X-Auth-User-Id", "admin"),
             ("x-auth-user-role", "root"),
             ("X-AUTH-Anything", "x"),
+            ("X-Auth-User-Email-Verified", "true"),
+            ("x_auth_user_email_verified", "true"),
             ("connection", "keep-alive, x-secret-hop"),
             ("x-secret-hop", "1"),
             ("keep-alive", "timeout=5"),
@@ -484,11 +500,14 @@ mod tests {
         ] {
             assert!(!h.contains_key(gone), "{gone} should be stripped");
         }
+        assert!(!h.contains_key("x_auth_user_email_verified"));
         assert_eq!(h.get_all("x-auth-user-id").iter().count(), 1);
+        assert_eq!(h.get_all("x-auth-user-email-verified").iter().count(), 1);
         assert_eq!(h["x-auth-user-id"], "user1");
         assert_eq!(h["x-auth-user-email"], "bob@example.com");
         assert_eq!(h["x-auth-session-id"], "sess1");
         assert_eq!(h["x-auth-user-name"], "Bob");
+        assert_eq!(h["x-auth-user-email-verified"], "true");
         assert_eq!(h["authorization"], "Bearer abc");
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, 192.0.2.7");
         assert_eq!(h["x-forwarded-proto"], "http");
@@ -499,14 +518,39 @@ mod tests {
     #[test]
     fn unrepresentable_values_become_empty_not_absent() {
         let headers = identity_headers(&claims("Zoë\r\nX-Evil: 1"), true);
-        assert_eq!(headers.len(), 4);
+        assert_eq!(headers.len(), 5);
         let name = headers
             .iter()
             .find(|(n, _)| n == "x-auth-user-name")
             .unwrap();
         assert_eq!(name.1, "");
         let headers = identity_headers(&claims("Bob"), false);
-        assert_eq!(headers.len(), 3);
+        assert_eq!(headers.len(), 4);
+    }
+
+    /// `true` only for the JSON boolean `true`; a client-sent value can never fill it, since
+    /// it is always present.
+    #[test]
+    fn email_verified_header_is_true_or_false() {
+        let header = |c: &Claims| {
+            identity_headers(c, false)
+                .into_iter()
+                .find(|(n, _)| n == "x-auth-user-email-verified")
+                .map(|(_, v)| v)
+                .unwrap()
+        };
+        let mut c = claims("Bob");
+        assert_eq!(header(&c), "true");
+        c.email_verified = Some(false);
+        assert_eq!(header(&c), "false");
+        c.email_verified = None;
+        assert_eq!(header(&c), "false");
+        // latchkey-jwt reads a non-boolean claim (`"true"`, `1`) as absent; the raw claim in
+        // `all` is never consulted.
+        c.all
+            .insert("emailVerified".into(), serde_json::json!("true"));
+        assert!(!email_verified(&c));
+        assert_eq!(header(&c), "false");
     }
 
     #[test]
