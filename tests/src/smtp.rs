@@ -92,6 +92,35 @@ impl Mail {
     }
 }
 
+/// Path and query of an absolute link (the tests' client takes paths).
+pub fn path_of(link: &str) -> String {
+    let rest = link.split_once("://").map(|(_, r)| r).unwrap_or(link);
+    rest.find('/')
+        .map(|i| rest[i..].to_string())
+        .unwrap_or_default()
+}
+
+/// The decoded value of query parameter `name` in `link`.
+pub fn query_param(link: &str, name: &str) -> Option<String> {
+    let query = link.split_once('?')?.1;
+    query.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == name).then(|| crate::http::percent_decode(v))
+    })
+}
+
+/// An auth daemon's settings for sending through `smtp`.
+pub fn with_mail(
+    smtp: &SmtpServer,
+) -> impl FnOnce(crate::daemon::DaemonSpec) -> crate::daemon::DaemonSpec + '_ {
+    move |s| {
+        s.env("LATCHKEY_MAIL_TRANSPORT", "smtp")
+            .env("LATCHKEY_SMTP_URL", smtp.url())
+            .env("LATCHKEY_MAIL_FROM", "Acme <no-reply@acme.example>")
+            .env("LATCHKEY_APP_NAME", "Acme")
+    }
+}
+
 /// A running (or stopped) aiosmtpd.
 pub struct SmtpServer {
     port: u16,

@@ -3,38 +3,13 @@
 
 use std::time::{Duration, Instant};
 
-use latchkey_e2e::daemon::{Daemon, DaemonSpec};
-use latchkey_e2e::smtp::SmtpServer;
+use latchkey_e2e::daemon::Daemon;
+use latchkey_e2e::smtp::{path_of, query_param, with_mail, SmtpServer};
 use latchkey_e2e::stack::{Auth, PASSWORD, TRUSTED_ORIGIN};
 use latchkey_e2e::{cluster, free_port, random_email, random_string, Client};
 use serde_json::json;
 
 const MAIL_WAIT: Duration = Duration::from_secs(20);
-
-fn with_mail(smtp: &SmtpServer) -> impl FnOnce(DaemonSpec) -> DaemonSpec + '_ {
-    move |s| {
-        s.env("LATCHKEY_MAIL_TRANSPORT", "smtp")
-            .env("LATCHKEY_SMTP_URL", smtp.url())
-            .env("LATCHKEY_MAIL_FROM", "Acme <no-reply@acme.example>")
-            .env("LATCHKEY_APP_NAME", "Acme")
-    }
-}
-
-/// Path and query of an absolute link (the tests' client takes paths).
-fn path_of(link: &str) -> String {
-    let rest = link.split_once("://").map(|(_, r)| r).unwrap_or(link);
-    rest.find('/')
-        .map(|i| rest[i..].to_string())
-        .unwrap_or_default()
-}
-
-fn query_param(link: &str, name: &str) -> Option<String> {
-    let query = link.split_once('?')?.1;
-    query.split('&').find_map(|kv| {
-        let (k, v) = kv.split_once('=')?;
-        (k == name).then(|| latchkey_e2e::http::percent_decode(v))
-    })
-}
 
 #[test]
 fn sign_up_with_verification_required_then_the_link_signs_in() {

@@ -47,6 +47,15 @@ pub(crate) enum Event {
     PasswordReset {
         sessions_revoked: bool,
     },
+    /// A change of address was asked for (addresses stay out of the trail: ids only).
+    EmailChangeRequested,
+    /// The old address's owner agreed; the new address was sent its link.
+    EmailChangeConfirmed,
+    EmailChanged,
+    /// The confirmation link was mailed.
+    UserDeletionRequested,
+    /// The user row is gone; the event keeps its id.
+    UserDeleted,
 }
 
 /// Why a sign-in failed. Unknown email and wrong password are one reason on purpose: the
@@ -72,6 +81,11 @@ impl Event {
             Event::EmailVerified => "email_verified",
             Event::PasswordResetRequested => "password_reset_requested",
             Event::PasswordReset { .. } => "password_reset",
+            Event::EmailChangeRequested => "email_change_requested",
+            Event::EmailChangeConfirmed => "email_change_confirmed",
+            Event::EmailChanged => "email_changed",
+            Event::UserDeletionRequested => "user_deletion_requested",
+            Event::UserDeleted => "user_deleted",
         }
     }
 
@@ -94,7 +108,12 @@ impl Event {
             | Event::SignIn
             | Event::SignOut
             | Event::EmailVerified
-            | Event::PasswordResetRequested => json!({}),
+            | Event::PasswordResetRequested
+            | Event::EmailChangeRequested
+            | Event::EmailChangeConfirmed
+            | Event::EmailChanged
+            | Event::UserDeletionRequested
+            | Event::UserDeleted => json!({}),
         }
     }
 }

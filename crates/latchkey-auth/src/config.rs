@@ -83,6 +83,12 @@ pub(crate) struct EmailPolicy {
     pub(crate) reset_expires_in: Duration,
     /// `revokeSessionsOnPasswordReset`.
     pub(crate) revoke_sessions_on_reset: bool,
+    /// `user.changeEmail.enabled`.
+    pub(crate) change_email: bool,
+    /// `user.deleteUser.enabled`.
+    pub(crate) delete_user: bool,
+    /// `user.deleteUser.deleteTokenExpiresIn`.
+    pub(crate) delete_expires_in: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -322,6 +328,13 @@ impl AuthConfig {
             )?,
             revoke_sessions_on_reset: src
                 .bool_or("LATCHKEY_REVOKE_SESSIONS_ON_PASSWORD_RESET", false)?,
+            change_email: src.bool_or("LATCHKEY_CHANGE_EMAIL", false)?,
+            delete_user: src.bool_or("LATCHKEY_DELETE_USER", false)?,
+            delete_expires_in: src.seconds_within(
+                "LATCHKEY_DELETE_TOKEN_EXPIRES_IN",
+                Duration::from_secs(DAY),
+                Duration::from_secs(30 * DAY),
+            )?,
         };
         for (name, value) in [
             (
@@ -329,6 +342,7 @@ impl AuthConfig {
                 email.verification_expires_in,
             ),
             ("LATCHKEY_RESET_TOKEN_EXPIRES_IN", email.reset_expires_in),
+            ("LATCHKEY_DELETE_TOKEN_EXPIRES_IN", email.delete_expires_in),
         ] {
             if value.is_zero() {
                 return Err(ConfigError::new(name, "must be positive"));

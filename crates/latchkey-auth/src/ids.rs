@@ -8,15 +8,26 @@ const ALPHABET: &[u8; 62] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWX
 const REJECT_FROM: u8 = 248;
 
 pub(crate) fn random_string(len: usize) -> String {
+    from_alphabet(ALPHABET, REJECT_FROM, len)
+}
+
+/// Better-Auth's `generateRandomString(len, "0-9", "a-z")`: the delete-account token.
+pub(crate) fn random_lower(len: usize) -> String {
+    // 252 = 7 × 36, the largest multiple of 36 that fits a byte.
+    from_alphabet(b"0123456789abcdefghijklmnopqrstuvwxyz", 252, len)
+}
+
+fn from_alphabet(alphabet: &[u8], reject_from: u8, len: usize) -> String {
+    let n = alphabet.len() as u8;
     let mut out = String::with_capacity(len);
     let mut buf = [0u8; 64];
     while out.len() < len {
         rand::rngs::OsRng.fill_bytes(&mut buf);
-        for &b in buf.iter().filter(|&&b| b < REJECT_FROM) {
+        for &b in buf.iter().filter(|&&b| b < reject_from) {
             if out.len() == len {
                 break;
             }
-            out.push(ALPHABET[usize::from(b % 62)] as char);
+            out.push(alphabet[usize::from(b % n)] as char);
         }
     }
     out
@@ -37,6 +48,11 @@ mod tests {
         assert_eq!(id.len(), 32);
         assert!(id.bytes().all(|b| b.is_ascii_alphanumeric()));
         assert_ne!(new_id(), new_id());
+        let lower = random_lower(32);
+        assert_eq!(lower.len(), 32);
+        assert!(lower
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase()));
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod audit;
 mod config;
 mod cookies;
 mod daemon;
+mod email_token;
 mod error;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

@@ -215,6 +215,10 @@ fn is_loopback(host: &str) -> bool {
 pub(crate) enum Kind {
     VerifyEmail,
     ResetPassword,
+    /// To the old address: agree to a change to `{{new_email}}`.
+    ChangeEmail,
+    /// The link that deletes the account.
+    DeleteAccount,
 }
 
 impl Kind {
@@ -222,14 +226,21 @@ impl Kind {
         match self {
             Kind::VerifyEmail => "verify-email",
             Kind::ResetPassword => "reset-password",
+            Kind::ChangeEmail => "change-email",
+            Kind::DeleteAccount => "delete-account",
         }
     }
 
-    const ALL: [Kind; 2] = [Kind::VerifyEmail, Kind::ResetPassword];
+    const ALL: [Kind; 4] = [
+        Kind::VerifyEmail,
+        Kind::ResetPassword,
+        Kind::ChangeEmail,
+        Kind::DeleteAccount,
+    ];
 }
 
-/// One template: subject, plain text and HTML, with `{{app_name}}`, `{{name}}`, `{{email}}`
-/// and `{{url}}` in them.
+/// One template: subject, plain text and HTML, with `{{app_name}}`, `{{name}}`, `{{email}}`,
+/// `{{url}}` and (filled in change-email mails only) `{{new_email}}` in them.
 #[derive(Debug, Clone)]
 pub(crate) struct Template {
     subject: String,
@@ -241,9 +252,11 @@ pub(crate) struct Template {
 pub(crate) struct Templates {
     verify_email: Template,
     reset_password: Template,
+    change_email: Template,
+    delete_account: Template,
 }
 
-const PLACEHOLDERS: [&str; 4] = ["app_name", "name", "email", "url"];
+const PLACEHOLDERS: [&str; 5] = ["app_name", "name", "email", "url", "new_email"];
 
 fn html_page(heading: &str, lead: &str, button: &str, tail: &str) -> String {
     format!(
@@ -294,13 +307,44 @@ impl Default for Templates {
                     "The link is valid for a limited time and works once. If you did not ask for this, ignore this message: your password stays as it is.",
                 ),
             },
+            change_email: Template {
+                subject: "Confirm the new email address of your {{app_name}} account".into(),
+                text: "Hello {{name}},\n\nsomeone signed in to the {{app_name}} account for \
+                       {{email}} asked to change its address to {{new_email}}. If that was you, \
+                       open this link to agree; a second link then goes to {{new_email}}, and \
+                       the address changes once that one is opened:\n\n{{url}}\n\nThe link \
+                       is valid for a limited time. If you did not ask for this, ignore this \
+                       message and change your password: your address stays as it is.\n"
+                    .into(),
+                html: html_page(
+                    "Confirm your new email address",
+                    "Hello {{name}}, someone signed in to the account for <strong>{{email}}</strong> asked to change its address to <strong>{{new_email}}</strong>. If that was you, agree below; a second link then goes to the new address, and the change happens once that one is opened.",
+                    "Agree to the change",
+                    "The link is valid for a limited time. If you did not ask for this, ignore this message and change your password: your address stays as it is.",
+                ),
+            },
+            delete_account: Template {
+                subject: "Confirm the deletion of your {{app_name}} account".into(),
+                text: "Hello {{name}},\n\nsomeone signed in to the {{app_name}} account for \
+                       {{email}} asked to delete it. Opening this link, signed in, deletes the \
+                       account and everything in it for good:\n\n{{url}}\n\nThe link is \
+                       valid for a limited time and works once. If you did not ask for this, \
+                       ignore this message and change your password: nothing is deleted.\n"
+                    .into(),
+                html: html_page(
+                    "Delete your account",
+                    "Hello {{name}}, someone signed in to the account for <strong>{{email}}</strong> asked to delete it. Opening the link below while signed in deletes the account for good.",
+                    "Delete my account",
+                    "The link is valid for a limited time and works once. If you did not ask for this, ignore this message and change your password: nothing is deleted.",
+                ),
+            },
         }
     }
 }
 
 impl Templates {
     /// Overrides from a directory: `<kind>.subject`, `<kind>.txt`, `<kind>.html` (each
-    /// optional; kinds `verify-email` and `reset-password`). Unknown placeholders are refused
+    /// optional; kinds `verify-email`, `reset-password`, `change-email`, `delete-account`). Unknown placeholders are refused
     /// at start-up rather than sent.
     fn load(dir: &Path) -> Result<Self, String> {
         if !dir.is_dir() {
@@ -335,6 +379,8 @@ impl Templates {
         match kind {
             Kind::VerifyEmail => &self.verify_email,
             Kind::ResetPassword => &self.reset_password,
+            Kind::ChangeEmail => &self.change_email,
+            Kind::DeleteAccount => &self.delete_account,
         }
     }
 
@@ -342,6 +388,8 @@ impl Templates {
         match kind {
             Kind::VerifyEmail => &mut self.verify_email,
             Kind::ResetPassword => &mut self.reset_password,
+            Kind::ChangeEmail => &mut self.change_email,
+            Kind::DeleteAccount => &mut self.delete_account,
         }
     }
 }
@@ -413,12 +461,25 @@ pub(crate) struct Rendered {
 impl MailConfig {
     /// The message of `kind` for `name <email>` with its action `url`.
     pub(crate) fn render(&self, kind: Kind, name: &str, email: &str, url: &str) -> Rendered {
+        self.render_change(kind, name, email, url, "")
+    }
+
+    /// [`MailConfig::render`] with `{{new_email}}` filled: the mail about a change of address.
+    pub(crate) fn render_change(
+        &self,
+        kind: Kind,
+        name: &str,
+        email: &str,
+        url: &str,
+        new_email: &str,
+    ) -> Rendered {
         let t = self.templates.get(kind);
         let values = [
             ("app_name", self.app_name.as_str()),
             ("name", name),
             ("email", email),
             ("url", url),
+            ("new_email", new_email),
         ];
         // Subjects are a header: no line breaks from a user's name.
         let one_line = |s: &str| s.replace(['\r', '\n'], " ");

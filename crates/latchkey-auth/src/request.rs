@@ -242,6 +242,14 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// An optional secret: absent or null → `None`.
+    pub(crate) fn opt_secret(&mut self, name: &str) -> Option<SecretString> {
+        match self.map.get(name) {
+            None | Some(Value::Null) => None,
+            Some(_) => Some(self.secret(name)),
+        }
+    }
+
     /// Is the key present at all (even as `null`)?
     pub(crate) fn has(&self, name: &str) -> bool {
         self.map.contains_key(name)

@@ -21,7 +21,7 @@ use latchkey_core::server::RequestId;
 use serde_json::json;
 
 use crate::error::AuthError;
-use crate::handlers::{account, email, jwt, sessions, user};
+use crate::handlers::{account, change_email, delete_user, email, jwt, sessions, user};
 use crate::ratelimit::Rule;
 use crate::reply::Reply;
 use crate::request::{BodyRule, Req};
@@ -56,6 +56,9 @@ enum Endpoint {
     RequestPasswordReset,
     ResetPasswordLink,
     ResetPassword,
+    ChangeEmail,
+    DeleteUser,
+    DeleteUserCallback,
 }
 
 /// Origin and CSRF rules (docs/compatibility.md#origins-and-csrf).
@@ -160,6 +163,9 @@ static ROUTES: &[Route] = {
         post("/request-password-reset", E::RequestPasswordReset, Nothing).limited(Rule::Mail),
         get("/reset-password/:token", E::ResetPasswordLink, Nothing),
         post("/reset-password", E::ResetPassword, Nothing),
+        post("/change-email", E::ChangeEmail, Session).limited(Rule::Credential),
+        post("/delete-user", E::DeleteUser, Session),
+        get("/delete-user/callback", E::DeleteUserCallback, Lookup),
     ]
 };
 
@@ -441,6 +447,9 @@ async fn dispatch(st: &State, route: &Route, req: &Req) -> Result<Reply, AuthErr
         E::RequestPasswordReset => call!(email::request_password_reset),
         E::ResetPasswordLink => call!(email::reset_password_link),
         E::ResetPassword => call!(email::reset_password),
+        E::ChangeEmail => call!(change_email::change_email),
+        E::DeleteUser => call!(delete_user::delete_user),
+        E::DeleteUserCallback => call!(delete_user::delete_user_callback),
         E::Jwks => Err(AuthError::internal("jwks is answered before dispatch")),
     }
 }

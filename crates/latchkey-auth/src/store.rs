@@ -172,6 +172,47 @@ pub(crate) async fn user_by_id(c: &impl Sql, id: &str) -> Result<Option<User>, S
         .map(|r| User::from_row(&r, 0)))
 }
 
+/// The last step of a change of address: only while the user still has `old` (a second click
+/// on a used link changes nothing). A taken `new` is a unique violation of `user_email_key`.
+pub(crate) async fn change_email(
+    c: &impl Sql,
+    id: &str,
+    old: &str,
+    new: &str,
+    verified: bool,
+) -> Result<Option<User>, StoreError> {
+    let sql = format!(
+        r#"update "user" u set "email" = $3, "emailVerified" = $4, "updatedAt" = $5
+           where u."id" = $1 and u."email" = $2 returning {USER_COLS}"#
+    );
+    Ok(c.opt_row(
+        &sql,
+        &[
+            text(&id),
+            text(&old),
+            text(&new),
+            boolean(&verified),
+            timestamptz(&now_ms()),
+        ],
+    )
+    .await?
+    .map(|r| User::from_row(&r, 0)))
+}
+
+/// Deletes a user as Better-Auth does: sessions, accounts, then the user row, each explicitly
+/// (a database without the foreign keys' cascade is left clean too). Other `verification`
+/// rows stay, as in Better-Auth; they name a user that no longer exists and expire.
+pub(crate) async fn delete_user(c: &impl Sql, id: &str) -> Result<u64, StoreError> {
+    c.exec(r#"delete from "session" where "userId" = $1"#, &[text(&id)])
+        .await?;
+    c.exec(r#"delete from "account" where "userId" = $1"#, &[text(&id)])
+        .await?;
+    Ok(
+        c.exec(r#"delete from "user" where "id" = $1"#, &[text(&id)])
+            .await?,
+    )
+}
+
 pub(crate) async fn set_email_verified(c: &impl Sql, email: &str) -> Result<u64, StoreError> {
     Ok(c.exec(
         r#"update "user" set "emailVerified" = true, "updatedAt" = $2 where "email" = $1"#,
@@ -237,6 +278,24 @@ pub(crate) async fn consume_verification(
         )
         .await?;
     Ok(row.get::<_, i64>(0).max(0) as u64)
+}
+
+/// Uses up every row for `identifier` and returns the value of an unexpired one, whoever it
+/// belonged to (Better-Auth's delete-user consumes a token before comparing its owner).
+pub(crate) async fn take_verification(
+    c: &impl Sql,
+    identifier: &str,
+) -> Result<Option<String>, StoreError> {
+    let row = c
+        .row(
+            r#"with gone as (delete from "verification" where "identifier" = $1
+                             returning "value", "expiresAt", "createdAt")
+               select (select "value" from gone where "expiresAt" > now()
+                       order by "createdAt" desc limit 1)"#,
+            &[text(&identifier)],
+        )
+        .await?;
+    Ok(row.get(0))
 }
 
 pub(crate) async fn delete_verification_row(c: &impl Sql, id: &str) -> Result<u64, StoreError> {

@@ -1,21 +1,16 @@
 //! Email verification and password reset, as Better-Auth does them
 //! (docs/compatibility.md#verification-tokens): verification links carry a stateless HS256
-//! JWT signed with the secret, reset links a `reset-password:<token>` row. Mail is queued in
-//! the outbox in the transaction of the change and sent by the worker (outbox.rs).
+//! token (email_token.rs), reset links a `reset-password:<token>` row. Mail is queued in the
+//! outbox in the transaction of the change and sent by the worker (outbox.rs).
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
-use chrono::Utc;
-use hmac::{Hmac, Mac};
 use http::StatusCode;
-use secrecy::{ExposeSecret, SecretString};
-use serde_json::{json, Value};
-use sha2::Sha256;
-use subtle::ConstantTimeEq;
+use secrecy::SecretString;
+use serde_json::json;
 
-use super::{check_callback, check_password_length};
+use super::{change_email, check_callback, check_password_length};
 use crate::audit::{self, Actor, Event};
 use crate::cookies::encode_uri_component;
+use crate::email_token::{self, Claims, Purpose, TokenError};
 use crate::error::AuthError;
 use crate::mail::Kind;
 use crate::outbox;
@@ -27,123 +22,27 @@ use crate::store::{self, User};
 /// Better-Auth's base path, for the links in mails.
 const BASE: &str = "/api/auth";
 const RESET_PREFIX: &str = "reset-password:";
-fn api_url(st: &State) -> String {
+pub(super) fn api_url(st: &State) -> String {
     format!(
         "{}{BASE}",
         st.config.base_url.as_str().trim_end_matches('/')
     )
 }
 
-// ---------------------------------------------------------------------------------------
-// Verification tokens: `{"alg":"HS256"}` . `{"email","userId","iat","exp"}` . HMAC-SHA256.
-
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum TokenError {
-    Invalid,
-    Expired,
-}
-
-pub(crate) fn sign_verification(
-    secret: &SecretString,
-    email: &str,
-    user_id: &str,
-    ttl: i64,
-) -> String {
-    let iat = Utc::now().timestamp();
-    sign_verification_at(secret, email, user_id, iat, iat + ttl)
-}
-
-fn sign_verification_at(
-    secret: &SecretString,
-    email: &str,
-    user_id: &str,
-    iat: i64,
-    exp: i64,
-) -> String {
-    // Key order as Better-Auth writes it (serde_json's map keeps insertion order only with
-    // preserve_order, so the payload is formatted by hand).
-    let payload = format!(
-        r#"{{"email":{},"userId":{},"iat":{iat},"exp":{exp}}}"#,
-        Value::from(email.to_lowercase()),
-        Value::from(user_id),
-    );
-    let signing_input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256"}"#),
-        URL_SAFE_NO_PAD.encode(payload.as_bytes())
-    );
-    let sig = mac(secret, signing_input.as_bytes());
-    format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig))
-}
-
-fn mac(secret: &SecretString, data: &[u8]) -> Vec<u8> {
-    let Ok(mut m) = Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes()) else {
-        // HMAC takes keys of any length; unreachable.
-        return Vec::new();
-    };
-    m.update(data);
-    m.finalize().into_bytes().to_vec()
-}
-
-/// The claims of a verification token: `(email, userId, extra claims present)`.
-pub(crate) fn verify_verification(
-    secret: &SecretString,
-    token: &str,
-) -> Result<(String, String, bool), TokenError> {
-    let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(TokenError::Invalid);
-    };
-    let header: Value = URL_SAFE_NO_PAD
-        .decode(h)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or(TokenError::Invalid)?;
-    if header.get("alg").and_then(Value::as_str) != Some("HS256") || header.get("crit").is_some() {
-        return Err(TokenError::Invalid);
-    }
-    let sig = URL_SAFE_NO_PAD.decode(s).map_err(|_| TokenError::Invalid)?;
-    let expected = mac(secret, format!("{h}.{p}").as_bytes());
-    if expected.is_empty() || !bool::from(expected.as_slice().ct_eq(&sig)) {
-        return Err(TokenError::Invalid);
-    }
-    let claims: Value = URL_SAFE_NO_PAD
-        .decode(p)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or(TokenError::Invalid)?;
-    let now = Utc::now().timestamp();
-    // jose's checks: exp and nbf must be numbers when present.
-    match claims.get("exp") {
-        None => {}
-        Some(exp) => match exp.as_f64() {
-            Some(exp) if (now as f64) < exp => {}
-            Some(_) => return Err(TokenError::Expired),
-            None => return Err(TokenError::Invalid),
-        },
-    }
-    if let Some(nbf) = claims.get("nbf") {
-        match nbf.as_f64() {
-            Some(nbf) if nbf <= now as f64 => {}
-            _ => return Err(TokenError::Invalid),
-        }
-    }
-    let email = claims.get("email").and_then(Value::as_str);
-    let user_id = claims.get("userId").and_then(Value::as_str);
-    let (Some(email), Some(user_id)) = (email, user_id) else {
-        return Err(TokenError::Invalid);
-    };
-    // Change-email tokens (`updateTo`) belong to a flow latchkey does not have yet.
-    let other = claims.get("updateTo").is_some() || claims.get("requestType").is_some();
-    Ok((email.to_string(), user_id.to_string(), other))
-}
-
 /// The verification link for `user`, as Better-Auth hands it to `sendVerificationEmail`.
 fn verification_url(st: &State, user: &User, callback: Option<&str>) -> String {
+    let claims = Claims {
+        email: user.email.clone(),
+        user_id: user.id.clone(),
+        purpose: Purpose::Verify,
+    };
+    link_url(st, &claims, callback)
+}
+
+/// `/verify-email?token=…&callbackURL=…` for `claims`, valid for the verification lifetime.
+pub(super) fn link_url(st: &State, claims: &Claims, callback: Option<&str>) -> String {
     let ttl = st.config.email.verification_expires_in.as_secs() as i64;
-    let token = sign_verification(&st.config.secret, &user.email, &user.id, ttl);
+    let token = email_token::sign(&st.config.secret, claims, ttl);
     format!(
         "{}/verify-email?token={token}&callbackURL={}",
         api_url(st),
@@ -245,6 +144,7 @@ pub(crate) async fn send_verification_email(
     Ok(Reply::json(json!({"status": true})))
 }
 
+/// A user who does not exist, for the work done on unknown addresses.
 fn decoy_user(email: &str) -> User {
     let now = store::now_ms();
     User {
@@ -264,14 +164,25 @@ fn with_error(callback: &str, code: &str) -> String {
     format!("{callback}{sep}error={code}")
 }
 
-fn token_error(
+/// A link that cannot be followed: a 401 in JSON, or back to the app with `?error=CODE`.
+pub(super) fn token_error(
+    code: &'static str,
+    message: &'static str,
+    callback: Option<&str>,
+) -> Result<Reply, AuthError> {
+    refuse(StatusCode::UNAUTHORIZED, code, message, callback)
+}
+
+/// `status` with `code` in JSON, or back to the app's `callback` with `?error=CODE`.
+pub(super) fn refuse(
+    status: StatusCode,
     code: &'static str,
     message: &'static str,
     callback: Option<&str>,
 ) -> Result<Reply, AuthError> {
     match callback {
         Some(cb) => Ok(Reply::redirect(with_error(cb, code))),
-        None => Err(AuthError::api(StatusCode::UNAUTHORIZED, code, message)),
+        None => Err(AuthError::api(status, code, message)),
     }
 }
 
@@ -290,13 +201,15 @@ pub(crate) async fn verify_email(
     };
     let callback = req.query("callbackURL");
     check_callback(st, callback)?;
-    let (email, user_id) = match verify_verification(&st.config.secret, token) {
-        Ok((_, _, true)) | Err(TokenError::Invalid) => {
-            return token_error("INVALID_TOKEN", "Invalid token", callback)
-        }
+    let claims = match email_token::verify(&st.config.secret, token) {
+        Ok(claims) => claims,
+        Err(TokenError::Invalid) => return token_error("INVALID_TOKEN", "Invalid token", callback),
         Err(TokenError::Expired) => return token_error("TOKEN_EXPIRED", "Token expired", callback),
-        Ok((email, user_id, false)) => (email, user_id),
     };
+    if claims.purpose != Purpose::Verify {
+        return change_email::follow_link(st, req, lookup, claims, callback).await;
+    }
+    let Claims { email, user_id, .. } = claims;
     let mut conn = st.db.conn().await?;
     let Some(user) = store::user_by_email(&conn, &email.to_lowercase()).await? else {
         return token_error("USER_NOT_FOUND", "User not found", callback);
@@ -549,48 +462,6 @@ pub(crate) async fn reset_password(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn secret() -> SecretString {
-        SecretString::from("0123456789abcdefghijklmnopqrstuvwxyzABCDEF-test-secret".to_string())
-    }
-
-    #[test]
-    fn verification_tokens_round_trip_and_fail_closed() {
-        let t = sign_verification(&secret(), "Bob@Example.com", "u1", 3600);
-        let (email, user, other) = verify_verification(&secret(), &t).unwrap();
-        assert_eq!(
-            (email.as_str(), user.as_str(), other),
-            ("bob@example.com", "u1", false)
-        );
-        let header = t.split('.').next().unwrap();
-        assert_eq!(
-            URL_SAFE_NO_PAD.decode(header).unwrap(),
-            br#"{"alg":"HS256"}"#
-        );
-        let other_secret = SecretString::from("x".repeat(40));
-        assert_eq!(
-            verify_verification(&other_secret, &t),
-            Err(TokenError::Invalid)
-        );
-        let now = Utc::now().timestamp();
-        let old = sign_verification_at(&secret(), "a@b.c", "u", now - 7200, now - 3600);
-        assert_eq!(
-            verify_verification(&secret(), &old),
-            Err(TokenError::Expired)
-        );
-        assert_eq!(
-            verify_verification(&secret(), "garbage"),
-            Err(TokenError::Invalid)
-        );
-        let mut forged: Vec<&str> = t.split('.').collect();
-        let payload = URL_SAFE_NO_PAD
-            .encode(br#"{"email":"eve@x.y","userId":"u1","iat":1,"exp":99999999999}"#);
-        forged[1] = &payload;
-        assert_eq!(
-            verify_verification(&secret(), &forged.join(".")),
-            Err(TokenError::Invalid)
-        );
-    }
 
     #[test]
     fn uri_components_as_browsers_encode_them() {

@@ -2,6 +2,8 @@
 //! respond.
 
 pub(crate) mod account;
+pub(crate) mod change_email;
+pub(crate) mod delete_user;
 pub(crate) mod email;
 pub(crate) mod jwt;
 pub(crate) mod sessions;
