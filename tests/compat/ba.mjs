@@ -31,6 +31,16 @@ export function baOptions({ databaseUrl, secret, baseURL, alg = "EdDSA", pool })
     emailVerification: {
       sendVerificationEmail: async ({ user, url, token }) => { sentMail.push({ kind: "verify", email: user.email, url, token }); },
     },
+    user: {
+      changeEmail: {
+        enabled: true,
+        sendChangeEmailConfirmation: async ({ user, newEmail, url, token }) => { sentMail.push({ kind: "change-email", email: user.email, newEmail, url, token }); },
+      },
+      deleteUser: {
+        enabled: true,
+        sendDeleteAccountVerification: async ({ user, url, token }) => { sentMail.push({ kind: "delete-account", email: user.email, url, token }); },
+      },
+    },
     plugins: [jwt(jwtOptions), bearer()],
     telemetry: { enabled: false },
   };

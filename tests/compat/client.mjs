@@ -339,6 +339,46 @@ await step("email verification and password reset through the official client", 
   }
 });
 
+await step("change email and delete the account through the official client", async () => {
+  if (!VERIFY_SECRET || !DB) return;
+  const C = makeClient(AUTH);
+  const e = randomEmail("chg");
+  const n = randomEmail("chg-new");
+  const up = ok(await C.client.signUp.email({ name: "Noa", email: e, password: PASSWORD }), "signUp");
+  const uid = up.user.id;
+  fails(await C.client.changeEmail({ newEmail: e.toUpperCase() }), 400, undefined, "same email");
+  await query(DB, `UPDATE "user" SET "emailVerified" = true WHERE id = $1`, [uid]);
+  assert.equal(ok(await C.client.changeEmail({ newEmail: n, callbackURL: "/changed" }), "changeEmail").status, true);
+  assert.equal(ok(await C.client.getSession()).user.email, e, "unchanged until the last link");
+  // The two links, signed as Better-Auth signs them: either server finishes the other's flow.
+  const key = new TextEncoder().encode(VERIFY_SECRET);
+  const link = (requestType) => new SignJWT({ email: e, updateTo: n, requestType, userId: uid })
+    .setProtectedHeader({ alg: "HS256" }).setIssuedAt().setExpirationTime("1h").sign(key);
+  assert.equal(ok(await C.client.verifyEmail({ query: { token: await link("change-email-confirmation") } }), "confirm").status, true);
+  assert.equal(ok(await C.client.getSession()).user.email, e, "still unchanged after the confirmation");
+  const last = await link("change-email-verification");
+  assert.equal(ok(await C.client.verifyEmail({ query: { token: last } }), "verify new address").status, true);
+  const after = ok(await C.client.getSession()).user;
+  assert.equal(after.email, n);
+  assert.equal(after.emailVerified, true);
+  fails(await C.client.verifyEmail({ query: { token: last } }), 401, "INVALID_TOKEN", "replayed link");
+
+  // Deletion: the mailed confirmation's row, then the token in the body.
+  const d = ok(await C.client.deleteUser({ callbackURL: "/bye" }), "deleteUser");
+  assert.deepEqual(d, { success: true, message: "Verification email sent" });
+  const rows = await query(DB, `SELECT identifier FROM "verification" WHERE "value" = $1 AND identifier LIKE 'delete-account-%'`, [uid]);
+  assert.equal(rows.length, 1, "one delete-account row");
+  const token = rows[0].identifier.slice("delete-account-".length);
+  assert.match(token, /^[0-9a-z]{32}$/);
+  const other = makeClient(AUTH);
+  ok(await other.client.signUp.email({ name: "Ola", email: randomEmail("other"), password: PASSWORD }), "other signUp");
+  fails(await other.client.deleteUser({ token: "0".repeat(32) }), 404, "INVALID_TOKEN", "unknown token");
+  const gone = ok(await C.client.deleteUser({ token }), "deleteUser with token");
+  assert.deepEqual(gone, { success: true, message: "User deleted" });
+  assert.equal(ok(await C.client.getSession()), null, "signed out");
+  assert.equal((await query(DB, `SELECT count(*)::int AS n FROM "user" WHERE id = $1`, [uid]))[0].n, 0);
+});
+
 await step("HTTP conventions the client relies on (404, 415, error shape)", async () => {
   const r404 = await http("GET", `${AUTH}/api/auth/no-such-endpoint`);
   assert.equal(r404.status, 404);

@@ -288,6 +288,16 @@ async function scenario(base, db) {
   await rec("reset-password bad token", { method: "POST", path: "/reset-password", headers: origin, body: { newPassword: "a long new password", token: "nope" } });
   await rec("reset-password short password", { method: "POST", path: "/reset-password", headers: origin, body: { newPassword: "short", token: "nope" } });
   await rec("reset-password no token", { method: "POST", path: "/reset-password", headers: origin, body: { newPassword: "a long new password" } });
+  await rec("change-email without session", { method: "POST", path: "/change-email", headers: origin, body: { newEmail: randomEmail() } });
+  await rec("change-email same email", { method: "POST", path: "/change-email", headers: c3, body: { newEmail: email } });
+  await rec("change-email bad email", { method: "POST", path: "/change-email", headers: c3, body: { newEmail: "nope" } });
+  await rec("change-email taken email", { method: "POST", path: "/change-email", headers: c3, body: { newEmail: email2 } });
+  await rec("change-email untrusted callbackURL", { method: "POST", path: "/change-email", headers: c3, body: { newEmail: randomEmail(), callbackURL: "https://evil.example/" } });
+  await rec("delete-user wrong password", { method: "POST", path: "/delete-user", headers: c3, body: { password: "not the password" } });
+  await rec("delete-user unknown token", { method: "POST", path: "/delete-user", headers: c3, body: { token: "0".repeat(32) } });
+  await rec("delete-user/callback without session", { path: "/delete-user/callback?token=x" });
+  await rec("delete-user/callback unknown token", { path: "/delete-user/callback?token=x", headers: c3 });
+  await rec("delete-user/callback untrusted callbackURL", { path: "/delete-user/callback?token=x&callbackURL=https%3A%2F%2Fevil.example%2F", headers: c3 });
   return out;
 }
 

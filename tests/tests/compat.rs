@@ -318,6 +318,9 @@ fn as_better_auth(spec: latchkey_e2e::DaemonSpec) -> latchkey_e2e::DaemonSpec {
         .env("LATCHKEY_LIST_SESSION_TOKENS", "all")
         // The reference Better-Auth has send callbacks (ba.mjs); the log stands in for them.
         .env("LATCHKEY_MAIL_TRANSPORT", "log")
+        // As the reference Better-Auth (ba.mjs: user.changeEmail, user.deleteUser).
+        .env("LATCHKEY_CHANGE_EMAIL", "true")
+        .env("LATCHKEY_DELETE_USER", "true")
 }
 
 fn official_client_against_latchkey(alg: &str) {
