@@ -139,3 +139,47 @@ fn both_daemons_expose_their_metrics() {
     auth.client().get("/metrics").send().expect(404);
     assert_ne!(api.client().get("/metrics").send().status, 200);
 }
+
+#[test]
+fn outbox_deliveries_are_counted_by_kind_and_outcome() {
+    let metrics = free_port();
+    let mut smtp = latchkey_e2e::smtp::SmtpServer::start();
+    let auth = Auth::start_with(|s| {
+        latchkey_e2e::smtp::with_mail(&smtp)(s)
+            .env("LATCHKEY_METRICS_LISTEN", format!("127.0.0.1:{metrics}"))
+    });
+    let alice = auth.new_user();
+    smtp.down();
+    auth.client()
+        .post("/api/auth/request-password-reset")
+        .json(&serde_json::json!({"email": alice.email()}))
+        .send()
+        .expect(200);
+    let retry = [("kind", "reset-password"), ("outcome", "retry")];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while value(&scrape(metrics), "latchkey_mail_deliveries_total", &retry) < 1.0 {
+        assert!(std::time::Instant::now() < deadline, "no retry counted");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    smtp.up();
+    smtp.wait_for(&alice.email(), std::time::Duration::from_secs(40));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let sent = [("kind", "reset-password"), ("outcome", "sent")];
+    while value(&scrape(metrics), "latchkey_mail_deliveries_total", &sent) < 1.0 {
+        assert!(std::time::Instant::now() < deadline, "the send not counted");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let samples = scrape(metrics);
+    assert_eq!(
+        value(&samples, "latchkey_mail_deliveries_total", &sent),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "latchkey_mail_deliveries_total",
+            &[("outcome", "failed")]
+        ),
+        0.0
+    );
+}

@@ -236,6 +236,7 @@ async fn serve(config: AuthConfig) -> Result<(), AuthError> {
             state.db.clone(),
             transport,
             state.outbox_bell.clone(),
+            state.telemetry.clone(),
             shutdown.signal(),
         ));
     }

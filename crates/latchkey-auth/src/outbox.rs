@@ -24,6 +24,7 @@ use tokio::sync::Notify;
 use crate::ids::new_id;
 use crate::mail::{Outgoing, Rendered, Transport};
 use crate::store::StoreError;
+use crate::telemetry::AuthMetrics;
 
 /// Attempts before a message is given up (about 40 minutes of retrying; reset links are
 /// valid for an hour by default).
@@ -198,7 +199,7 @@ async fn purge(db: &Db) -> Result<u64, StoreError> {
 }
 
 /// Sends one claimed message and records the outcome. `true` if it went out.
-async fn deliver(db: &Db, transport: &Transport, msg: Claimed) -> bool {
+async fn deliver(db: &Db, transport: &Transport, metrics: &AuthMetrics, msg: Claimed) -> bool {
     let outgoing = Outgoing {
         id: &msg.id,
         kind: &msg.kind,
@@ -209,6 +210,7 @@ async fn deliver(db: &Db, transport: &Transport, msg: Claimed) -> bool {
     };
     match transport.send(&outgoing).await {
         Ok(()) => {
+            metrics.mail(&msg.kind, "sent");
             tracing::info!(target: "mail", id = %msg.id, kind = %msg.kind, attempt = msg.attempts, "mail sent");
             if let Err(e) = mark_sent(db, &msg.id).await {
                 // The lease makes it due again later: sent twice rather than lost.
@@ -218,21 +220,27 @@ async fn deliver(db: &Db, transport: &Transport, msg: Claimed) -> bool {
         }
         Err(e) => {
             match mark_failed_attempt(db, &msg, &e.0).await {
-                Ok(Some(due)) => tracing::warn!(
+                Ok(Some(due)) => {
+                    metrics.mail(&msg.kind, "retry");
+                    tracing::warn!(
                     target: "mail",
                     id = %msg.id,
                     kind = %msg.kind,
                     attempt = msg.attempts,
                     next = %due.to_rfc3339(),
                     "mail not sent, will retry: {}", e.0
-                ),
-                Ok(None) => tracing::error!(
+                    )
+                }
+                Ok(None) => {
+                    metrics.mail(&msg.kind, "failed");
+                    tracing::error!(
                     target: "mail",
                     id = %msg.id,
                     kind = %msg.kind,
                     attempts = msg.attempts,
                     "mail not sent after {MAX_ATTEMPTS} attempts, giving up: {}", e.0
-                ),
+                    )
+                }
                 Err(db_err) => tracing::warn!(
                     id = %msg.id,
                     "mail not sent ({}) and the attempt not recorded ({db_err})", e.0
@@ -248,6 +256,7 @@ pub(crate) async fn run(
     db: Db,
     transport: Arc<Transport>,
     bell: Arc<Bell>,
+    metrics: AuthMetrics,
     mut shutdown: ShutdownSignal,
 ) {
     let mut last_purge: Option<std::time::Instant> = None;
@@ -267,7 +276,7 @@ pub(crate) async fn run(
         match claim(&db).await {
             Ok(Some(msg)) => {
                 db_warned = false;
-                deliver(&db, &transport, msg).await;
+                deliver(&db, &transport, &metrics, msg).await;
                 continue;
             }
             Ok(None) => db_warned = false,

@@ -20,6 +20,12 @@ pub(crate) struct RuleLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MailOutcome {
+    kind: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PoolState {
     state: &'static str,
 }
@@ -31,6 +37,7 @@ pub(crate) struct AuthMetrics {
     hashes_running: Gauge,
     hashes_waiting: Gauge,
     pool: Family<PoolState, Gauge>,
+    mail: Family<MailOutcome, Counter>,
 }
 
 impl AuthMetrics {
@@ -69,7 +76,24 @@ impl AuthMetrics {
             "Database pool: connections open, idle, and requests waiting for one",
             m.pool.clone(),
         );
+        registry.register(
+            "mail_deliveries",
+            "Outbox send attempts by message kind and outcome (sent; retry: failed, due again; \
+             failed: given up after the last attempt)",
+            m.mail.clone(),
+        );
         m
+    }
+
+    /// One send attempt of the outbox worker. `kind` comes from the outbox row, written only
+    /// by latchkey (mail::Kind names), so the label set stays small.
+    pub(crate) fn mail(&self, kind: &str, outcome: &'static str) {
+        self.mail
+            .get_or_create(&MailOutcome {
+                kind: kind.to_string(),
+                outcome,
+            })
+            .inc();
     }
 
     pub(crate) fn sign_in(&self, outcome: &'static str) {
