@@ -18,7 +18,7 @@ use crate::error::AuthError;
 #[derive(Debug, Clone)]
 pub(crate) struct RateLimitPolicy {
     pub(crate) enabled: bool,
-    /// Sign-in, sign-up, change-password, verify-password (and change-email to come).
+    /// Sign-in, sign-up, change-password, verify-password, change-email.
     pub(crate) credential: Limit,
     /// Endpoints that send mail (request-password-reset, send-verification-email).
     pub(crate) mail: Limit,
