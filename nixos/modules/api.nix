@@ -49,8 +49,8 @@ in
           The daemon's TOML settings (RFC 42 freeform). A key is the setting's environment
           name in lower case, with or without the `latchkey_` prefix: `jwks_url`, `jwt_issuer`,
           `jwt_audience`, `jwks_refresh`, `jwks_ca_file`, `revocation_cache_ttl`, `upstream`,
-          `upstream_timeout`, `max_body_bytes`, ... The file lands in the world-readable Nix
-          store: secrets are refused here.
+          `upstream_timeout`, `max_body_bytes`, `require_verified_email`, ... The file lands in
+          the world-readable Nix store: secrets are refused here.
         '';
         example = lib.literalExpression ''
           {

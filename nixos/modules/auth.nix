@@ -20,9 +20,19 @@ let
   # The port names the socket file (.s.PGSQL.<port>), so a non-default port must be passed on.
   localDatabaseUrl = "host=/run/postgresql port=${toString config.services.postgresql.settings.port} dbname=${cfg.database.name} user=${cfg.database.user}";
 
+  # Credential names are the settings' names: the daemon reads `$CREDENTIALS_DIRECTORY/<NAME>`.
   credentials =
     lib.optional (cfg.secretFile != null) "BETTER_AUTH_SECRET:${cfg.secretFile}"
-    ++ lib.optional (cfg.databaseUrlFile != null) "DATABASE_URL:${cfg.databaseUrlFile}";
+    ++ lib.optional (cfg.databaseUrlFile != null) "DATABASE_URL:${cfg.databaseUrlFile}"
+    ++ lib.optional (cfg.smtpUrlFile != null) "LATCHKEY_SMTP_URL:${cfg.smtpUrlFile}";
+
+  # The transport as the daemon will read it: the declared option, or the freeform key with
+  # the prefix.
+  mailTransport =
+    if cfg.settings.mail_transport != null then
+      cfg.settings.mail_transport
+    else
+      cfg.settings.latchkey_mail_transport or null;
 
   # `latchkey-auth-ctl keys rotate` (or migrate, check-config) as root: runs the CLI in a
   # transient unit with the service's user, credentials and settings.
@@ -63,6 +73,14 @@ in
         is on.
       '';
 
+      smtpUrlFile = common.secretFileOption ''
+        File holding `LATCHKEY_SMTP_URL`, the mail server with its credentials:
+        `smtp://user:password@host[:port]` (port 587, STARTTLS required) or
+        `smtps://user:password@host[:port]` (port 465, implicit TLS); `?tls=none` only for a
+        relay on the loopback interface. Percent-encode `@` and `:` in the password.
+        Required with `settings.mail_transport = "smtp"`.
+      '';
+
       database = {
         createLocally = lib.mkOption {
           type = lib.types.bool;
@@ -94,14 +112,18 @@ in
           The daemon's TOML settings (RFC 42 freeform). A key is the setting's environment
           name in lower case, with or without the `latchkey_` prefix: `jwt_expires_in`,
           `session_expires_in`, `key_rotation_interval`, `key_grace_period`, `password_hash`,
-          `max_body_bytes`, `db_pool_size`, ... The file lands in the world-readable Nix store:
-          secrets are refused here and go through the `*File` options.
+          `max_body_bytes`, `db_pool_size`, `mail_from`, `app_name`, `mail_templates`,
+          `require_email_verification`, ... The file lands in the world-readable Nix store:
+          secrets (`better_auth_secret`, `database_url`, `smtp_url`) are refused here and go
+          through the `*File` options.
         '';
         example = lib.literalExpression ''
           {
             better_auth_url = "https://auth.example.com";
             better_auth_trusted_origins = [ "https://app.example.com" ];
             jwt_expires_in = 900;
+            mail_transport = "smtp"; # with smtpUrlFile
+            mail_from = "Example <no-reply@example.com>";
           }
         '';
         type = lib.types.submodule {
@@ -126,6 +148,22 @@ in
               ];
               description = "Further origins allowed to make cookie requests (`*` is a wildcard).";
             };
+            mail_transport = lib.mkOption {
+              type = lib.types.nullOr (
+                lib.types.enum [
+                  "smtp"
+                  "log"
+                ]
+              );
+              default = null;
+              description = ''
+                How the account mail (verification, password reset, ...) goes out. `smtp`: to
+                the server in {option}`services.latchkey-auth.smtpUrlFile` (required then).
+                `log`: every message, links included, is written to the journal instead; for
+                development only, since a reset link in a log is a credential. Null: no mail,
+                and the email endpoints answer as Better-Auth does without send callbacks.
+              '';
+            };
           };
         };
       };
@@ -148,13 +186,28 @@ in
         assertion = cfg.database.createLocally -> cfg.database.name == cfg.database.user;
         message = "services.latchkey-auth.database: with createLocally, name and user must be equal (ensureDBOwnership).";
       }
+      {
+        assertion = mailTransport == "smtp" -> cfg.smtpUrlFile != null;
+        message = ''
+          services.latchkey-auth: settings.mail_transport = "smtp" needs smtpUrlFile (a file
+          outside the Nix store holding LATCHKEY_SMTP_URL).
+        '';
+      }
       (common.reservedSettingsAssertion "latchkey-auth" cfg.settings)
     ]
-    ++ common.secretAssertions "latchkey-auth" { inherit (cfg) secretFile databaseUrlFile; };
+    ++ common.secretAssertions "latchkey-auth" {
+      inherit (cfg) secretFile databaseUrlFile smtpUrlFile;
+    };
 
     warnings =
       lib.optional (cfg.openFirewall && common.isLoopback cfg.listen.address)
-        "services.latchkey-auth.openFirewall is set, but the daemon listens on ${cfg.listen.address} only.";
+        "services.latchkey-auth.openFirewall is set, but the daemon listens on ${cfg.listen.address} only."
+      ++
+        lib.optional (cfg.smtpUrlFile != null && mailTransport != "smtp")
+          "services.latchkey-auth.smtpUrlFile is set, but settings.mail_transport is not \"smtp\": no mail is sent through it."
+      ++
+        lib.optional (mailTransport == "log")
+          "services.latchkey-auth.settings.mail_transport = \"log\" writes every message, password-reset and verification links included, to the journal: for development only.";
 
     services.postgresql = lib.mkIf cfg.database.createLocally {
       enable = true;

@@ -127,6 +127,8 @@ rec {
     "better_auth_secret_file"
     "database_url"
     "database_url_file"
+    "smtp_url"
+    "smtp_url_file"
   ];
 
   reservedSettingsAssertion =
@@ -138,8 +140,8 @@ rec {
       assertion = reserved == [ ];
       message = ''
         services.${service}.settings must not set ${lib.concatStringsSep ", " reserved}: `listen`
-        and the secrets (better_auth_secret, database_url and their _file forms) are refused in
-        any case, with or without `latchkey_`. The address comes from
+        and the secrets (better_auth_secret, database_url, smtp_url and their _file forms) are
+        refused in any case, with or without `latchkey_`. The address comes from
         services.${service}.listen, and secrets from the *File options (systemd credentials),
         never from the world-readable config file.
       '';

@@ -1,4 +1,5 @@
-# NixOS VM test: db (PostgreSQL), auth (latchkey-auth), api (latchkey-api), client.
+# NixOS VM test: db (PostgreSQL), auth (latchkey-auth, with an SMTP sink on its loopback), api
+# (latchkey-api), client.
 #   nix build .#checks.x86_64-linux.vm -L
 # Secrets (the auth secret, the database password) are made at run time inside the VMs or
 # by the test driver, never at evaluation time: nothing secret reaches the Nix store.
@@ -30,6 +31,12 @@ let
 
   # Both daemons wait for the test to hand them their secrets.
   manualStart = unit: { systemd.services.${unit}.wantedBy = lib.mkForce [ ]; };
+
+  # A mail server on the auth machine's loopback interface (the only place `?tls=none` is
+  # allowed): aiosmtpd's Mailbox handler stores each message it accepts as a Maildir file, as
+  # in the e2e tests (tests/src/smtp.rs).
+  smtpPort = 2525;
+  smtpSink = pkgs.python3.withPackages (ps: [ ps.aiosmtpd ]);
 in
 {
   name = "latchkey";
@@ -68,12 +75,22 @@ in
         openFirewall = true;
         secretFile = "/run/secrets/latchkey/auth-secret";
         databaseUrlFile = "/run/secrets/latchkey/database-url";
+        smtpUrlFile = "/run/secrets/latchkey/smtp-url";
         database.createLocally = false;
         settings = {
           better_auth_url = "http://auth:3000";
           key_reload_interval = 2;
           key_grace_period = 3600;
           jwt_expires_in = 600;
+          mail_transport = "smtp";
+          mail_from = "latchkey VM test <no-reply@auth.example>";
+        };
+      };
+      systemd.services.smtp-sink = {
+        wantedBy = [ "multi-user.target" ];
+        serviceConfig = {
+          ExecStart = "${smtpSink}/bin/python -m aiosmtpd -n -c aiosmtpd.handlers.Mailbox -l 127.0.0.1:${toString smtpPort} /var/lib/smtp-sink/Maildir";
+          StateDirectory = "smtp-sink";
         };
       };
     };
@@ -187,6 +204,11 @@ in
               )
           auth.succeed(f"(umask 0377; head -c 48 /dev/urandom | base64 -w0 > {SECRET})")
           auth.succeed(f"test $(wc -c < {SECRET}) -ge 32")
+          auth.succeed(
+              "(umask 0377; printf %s "
+              + q("smtp://127.0.0.1:${toString smtpPort}?tls=none")
+              + " > /run/secrets/latchkey/smtp-url)"
+          )
 
       with subtest("both daemons start (Type=notify) and are reachable from the client"):
           auth.succeed("systemctl start latchkey-auth.service")
@@ -222,6 +244,28 @@ in
           # Revocation is on (settings.revocation = "session"): the API follows the sign-out
           # within its cache TTL of 1 s.
           client.wait_until_succeeds(f"test $(latchkey-client status {q(token)}) = 401", timeout=30)
+
+      with subtest("mail: the SMTP URL arrives as a credential (smtpUrlFile), a reset mail is sent"):
+          auth.wait_for_unit("smtp-sink.service")
+          auth.wait_for_open_port(${toString smtpPort})
+          auth.succeed(
+              "systemctl cat latchkey-auth.service"
+              " | grep -qx 'LoadCredential=LATCHKEY_SMTP_URL:/run/secrets/latchkey/smtp-url'"
+          )
+          pid = main_pid(auth, "latchkey-auth.service")
+          auth.fail(f"tr '\\0' '\\n' < /proc/{pid}/environ | grep -q '^LATCHKEY_SMTP_URL'")
+          sign_up("mail@example.com")
+          client.succeed(
+              "curl -sf --max-time 30 -H 'content-type: application/json'"
+              " --data-binary '{\"email\": \"mail@example.com\"}'"
+              " http://auth:3000/api/auth/request-password-reset"
+              " | jq -e '.status == true'"
+          )
+          # The outbox worker sends it in the background.
+          auth.wait_until_succeeds(
+              "grep -rlsF 'mail@example.com' /var/lib/smtp-sink/Maildir/new | grep -q .",
+              timeout=60,
+          )
 
       with subtest("key rotation: old tokens verify through the grace period, new ones carry the new kid"):
           bearer = sign_up("grace@example.com")
@@ -312,6 +356,12 @@ in
               "xargs -a ${unitClosure}/store-paths grep -rlsF -f " + SECRET + " || true"
           ).strip()
           assert hits == "", f"secret found in the Nix store: {hits}"
+          # Nor the SMTP URL (smtpUrlFile), which holds the mail server's password in real use.
+          hits = auth.succeed(
+              "xargs -a ${unitClosure}/store-paths grep -rlsF -f /run/secrets/latchkey/smtp-url"
+              " || true"
+          ).strip()
+          assert hits == "", f"SMTP URL found in the Nix store: {hits}"
           # Nor is the database password in the API's unit or environment.
           api_pid = main_pid(api, "latchkey-api.service")
           api.fail(f"tr '\\0' '\\n' < /proc/{api_pid}/environ | grep -q '^DATABASE_URL='")
