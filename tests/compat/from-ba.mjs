@@ -230,6 +230,41 @@ if (phase === "check") {
         fails(await L.client.resetPassword({ newPassword: "reset password 3", token: token2 }), 400, "INVALID_TOKEN", "used on BA");
         ok(await makeClient(AUTH).client.signIn.email({ email: u.email, password: "reset password 2" }), "BA's new password on latchkey");
       });
+      if (process.env.AUTH_LOG) await step("side by side: a change of address and a deletion mailed by Better-Auth finish on latchkey", async () => {
+        const u = { name: "Cleo", email: randomEmail("cleo"), password: "cleo password 0" };
+        const S = makeClient(BA, { origin: AUTH });
+        const id = ok(await S.client.signUp.email(u), "sign-up on BA").user.id;
+        await sql(`UPDATE "user" SET "emailVerified" = true WHERE id = $1`, [id]);
+        const next = randomEmail("cleo-new");
+        ok(await S.client.changeEmail({ newEmail: next, callbackURL: "/changed" }), "changeEmail on BA");
+        const confirm = sentMail.filter((m) => m.kind === "change-email" && m.email === u.email).pop();
+        assert.ok(confirm, "Better-Auth mailed the old address");
+        assert.equal(confirm.newEmail, next);
+        // Better-Auth's first link, opened on latchkey, mails latchkey's second link (to its log).
+        const r1 = await fetch(confirm.url, { redirect: "manual" });
+        assert.equal(r1.status, 302, "latchkey takes Better-Auth's confirmation token");
+        assert.equal(r1.headers.get("location"), "/changed");
+        assert.equal((await sql(`SELECT email FROM "user" WHERE id = $1`, [id]))[0].email, u.email, "unchanged until the last link");
+        const second = await verifyLinkFromLog((claims) => claims.updateTo === next);
+        const L = makeClient(AUTH);
+        ok(await L.client.signIn.email(u), "sign-in on latchkey");
+        const r2 = await fetch(second, { redirect: "manual", headers: { cookie: L.jar.header() } });
+        assert.equal(r2.status, 302, "latchkey's second link");
+        const row = (await sql(`SELECT email, "emailVerified" FROM "user" WHERE id = $1`, [id]))[0];
+        assert.deepEqual(row, { email: next, emailVerified: true });
+        // (On latchkey: its sign-in above rehashed the password to argon2id, which BA cannot read.)
+        ok(await makeClient(AUTH).client.signIn.email({ email: next, password: u.password }), "the new address signs in");
+
+        // Deletion: Better-Auth mails the link, latchkey's callback deletes.
+        ok(await S.client.deleteUser({ callbackURL: "/bye" }), "deleteUser on BA");
+        const del = sentMail.filter((m) => m.kind === "delete-account" && m.email === next).pop();
+        assert.ok(del, "Better-Auth mailed the deletion link");
+        assert.ok(del.url.startsWith(`${AUTH}/api/auth/delete-user/callback?token=`), del.url);
+        const r3 = await fetch(del.url, { redirect: "manual", headers: { cookie: L.jar.header() } });
+        assert.equal(r3.status, 302, `latchkey deletes with Better-Auth's token: ${await r3.text()}`);
+        assert.equal(r3.headers.get("location"), "/bye");
+        assert.equal((await sql(`SELECT count(*)::int AS n FROM "user" WHERE id = $1`, [id]))[0].n, 0);
+      });
       await step("side by side: a verification link mailed by Better-Auth verifies on latchkey", async () => {
         const u = { name: "Vera", email: randomEmail("vera"), password: "vera password 0" };
         const S = makeClient(BA, { origin: AUTH });
@@ -249,14 +284,7 @@ if (phase === "check") {
         const L = makeClient(AUTH);
         const id = ok(await L.client.signUp.email(u), "sign-up on latchkey").user.id;
         ok(await L.client.sendVerificationEmail({ email: u.email, callbackURL: "/verified" }), "sendVerificationEmail on latchkey");
-        let link;
-        for (let i = 0; i < 100 && !link; i++) {
-          const log = fs.readFileSync(process.env.AUTH_LOG, "utf8");
-          link = [...log.matchAll(/http:\/\/\S+\/api\/auth\/verify-email\?token=([\w-]+\.[\w-]+\.[\w-]+)\S*/g)]
-            .find((m) => JSON.parse(Buffer.from(m[1].split(".")[1], "base64url")).email === u.email)?.[0];
-          if (!link) await new Promise((r) => setTimeout(r, 100));
-        }
-        assert.ok(link, "latchkey logged the link");
+        const link = await verifyLinkFromLog((claims) => claims.email === u.email);
         const r = await fetch(link.replace(AUTH, BA), { redirect: "manual" });
         assert.equal(r.status, 302, "Better-Auth takes latchkey's token");
         assert.equal(r.headers.get("location"), "/verified");
@@ -273,6 +301,19 @@ if (phase === "check") {
     }
   }
   done("from-ba.mjs check");
+}
+
+/** The first verify-email link in latchkey's log (LATCHKEY_MAIL_TRANSPORT=log) whose token's
+ * claims satisfy `wanted`; waits up to 10 s for the outbox worker. */
+async function verifyLinkFromLog(wanted) {
+  for (let i = 0; i < 100; i++) {
+    const log = fs.readFileSync(process.env.AUTH_LOG, "utf8");
+    const link = [...log.matchAll(/http:\/\/\S+\/api\/auth\/verify-email\?token=([\w-]+\.[\w-]+\.[\w-]+)\S*/g)]
+      .find((m) => wanted(JSON.parse(Buffer.from(m[1].split(".")[1], "base64url"))))?.[0];
+    if (link) return link;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.fail("latchkey logged no such link");
 }
 
 if (phase === "rotated") {

@@ -441,7 +441,10 @@ fn database_from_better_auth(alg: &str) {
             .env("LATCHKEY_JWT_ALG", alg)
             .env("LATCHKEY_KEY_RELOAD_INTERVAL", "1")
             // Better-Auth's side has send callbacks; a reset crosses over between them.
-            .env("LATCHKEY_MAIL_TRANSPORT", "log"),
+            .env("LATCHKEY_MAIL_TRANSPORT", "log")
+            // So does a change of address and a deletion (ba.mjs enables both).
+            .env("LATCHKEY_CHANGE_EMAIL", "true")
+            .env("LATCHKEY_DELETE_USER", "true"),
     );
     let api = Api::start_with(&url, |s| s);
     api.wait_ready();
