@@ -56,6 +56,21 @@ pub(crate) enum Event {
     UserDeletionRequested,
     /// The user row is gone; the event keeps its id.
     UserDeleted,
+    /// A sign-in through a provider: `outcome` is `new_user`, `linked` (an existing user got
+    /// the account) or `returning`.
+    SocialSignIn {
+        provider: String,
+        outcome: &'static str,
+    },
+    /// A provider sign-in refused after the provider vouched for the user (e.g.
+    /// `account_not_linked`): someone tried to take over an existing address.
+    SocialSignInRefused {
+        provider: String,
+        reason: &'static str,
+    },
+    AccountUnlinked {
+        provider: String,
+    },
 }
 
 /// Why a sign-in failed. Unknown email and wrong password are one reason on purpose: the
@@ -86,6 +101,9 @@ impl Event {
             Event::EmailChanged => "email_changed",
             Event::UserDeletionRequested => "user_deletion_requested",
             Event::UserDeleted => "user_deleted",
+            Event::SocialSignIn { .. } => "social_sign_in",
+            Event::SocialSignInRefused { .. } => "social_sign_in_refused",
+            Event::AccountUnlinked { .. } => "account_unlinked",
         }
     }
 
@@ -101,6 +119,13 @@ impl Event {
             Event::SessionsRevoked { kept_current } => json!({ "keptCurrent": kept_current }),
             Event::KeyCreated { kid } | Event::KeyRevoked { kid } => json!({ "kid": kid }),
             Event::RateLimited { path } => json!({ "path": path }),
+            Event::SocialSignIn { provider, outcome } => {
+                json!({ "provider": provider, "outcome": outcome })
+            }
+            Event::SocialSignInRefused { provider, reason } => {
+                json!({ "provider": provider, "reason": reason })
+            }
+            Event::AccountUnlinked { provider } => json!({ "provider": provider }),
             Event::PasswordReset { sessions_revoked } => {
                 json!({ "sessionsRevoked": sessions_revoked })
             }

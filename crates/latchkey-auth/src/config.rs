@@ -66,6 +66,18 @@ pub(crate) struct AuthConfig {
     pub(crate) mail: crate::mail::MailConfig,
     /// Email verification and password reset (docs/compatibility.md#verification-tokens).
     pub(crate) email: EmailPolicy,
+    /// Social sign-in (oauth/).
+    pub(crate) social: SocialPolicy,
+}
+
+/// Better-Auth's `socialProviders` and `account` options.
+#[derive(Debug, Clone)]
+pub(crate) struct SocialPolicy {
+    pub(crate) providers: Vec<crate::oauth::config::ProviderConfig>,
+    /// `accountLinking.trustedProviders`: their unverified emails still link implicitly.
+    pub(crate) trusted_providers: Vec<String>,
+    /// `account.encryptOAuthTokens`, on by default here.
+    pub(crate) encrypt_tokens: bool,
 }
 
 /// Better-Auth's `emailVerification` and `emailAndPassword` options, with its defaults.
@@ -348,6 +360,18 @@ impl AuthConfig {
                 return Err(ConfigError::new(name, "must be positive"));
             }
         }
+        let social = SocialPolicy {
+            providers: crate::oauth::config::load(src)?,
+            trusted_providers: src
+                .get("LATCHKEY_TRUSTED_PROVIDERS")?
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+            encrypt_tokens: src.bool_or("LATCHKEY_ENCRYPT_OAUTH_TOKENS", true)?,
+        };
         src.reject_unknown()?;
         Ok(AuthConfig {
             listen,
@@ -380,6 +404,7 @@ impl AuthConfig {
             rate_limit,
             mail,
             email,
+            social,
         })
     }
 

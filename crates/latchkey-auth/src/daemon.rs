@@ -205,6 +205,8 @@ async fn serve(config: AuthConfig) -> Result<(), AuthError> {
     let mail_transport = crate::mail::Transport::new(&config.mail)
         .map_err(AuthError::internal)?
         .map(Arc::new);
+    let providers = crate::oauth::Providers::new(config.social.providers.clone())
+        .map_err(AuthError::internal)?;
     let mut metrics = latchkey_core::metrics::Metrics::new();
     let telemetry =
         crate::telemetry::AuthMetrics::register(metrics.registry_mut(), hasher.wait_histogram());
@@ -227,7 +229,9 @@ async fn serve(config: AuthConfig) -> Result<(), AuthError> {
         config,
         warned_forwarded_for: Default::default(),
         outbox_bell: Default::default(),
+        providers,
     });
+    state.providers.discover_in_background();
     let shutdown = Shutdown::new();
     tokio::spawn(keys.maintain(shutdown.signal()));
     tokio::spawn(purge_rate_limits(state.clone(), shutdown.signal()));
@@ -252,6 +256,7 @@ async fn serve(config: AuthConfig) -> Result<(), AuthError> {
         listen = %state.config.listen,
         url = %state.config.base_url,
         tls = state.config.tls.is_some(),
+        providers = %state.providers.ids().join(","),
         "latchkey-auth ready"
     );
     if let Some(listener) = metrics_listener {

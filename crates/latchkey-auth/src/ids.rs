@@ -5,7 +5,7 @@ use rand::RngCore;
 
 const ALPHABET: &[u8; 62] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 /// The largest multiple of 62 that fits a byte; bytes at or above it would bias the result.
-const REJECT_FROM: u8 = 248;
+const REJECT_FROM: u16 = 248;
 
 pub(crate) fn random_string(len: usize) -> String {
     from_alphabet(ALPHABET, REJECT_FROM, len)
@@ -17,17 +17,30 @@ pub(crate) fn random_lower(len: usize) -> String {
     from_alphabet(b"0123456789abcdefghijklmnopqrstuvwxyz", 252, len)
 }
 
-fn from_alphabet(alphabet: &[u8], reject_from: u8, len: usize) -> String {
-    let n = alphabet.len() as u8;
+/// `[A-Za-z0-9_-]`, 64 symbols, so every byte maps without bias: OAuth state, PKCE verifiers
+/// and nonces.
+pub(crate) fn random_url_safe(len: usize) -> String {
+    from_alphabet(
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
+        // 256 is a multiple of 64: nothing to reject.
+        256,
+        len,
+    )
+}
+
+/// Symbols of `alphabet` from random bytes; bytes at or above `reject_from` (the largest
+/// multiple of the alphabet's size that fits a byte) are skipped, so that no symbol is favoured.
+fn from_alphabet(alphabet: &[u8], reject_from: u16, len: usize) -> String {
+    let n = alphabet.len();
     let mut out = String::with_capacity(len);
     let mut buf = [0u8; 64];
     while out.len() < len {
         rand::rngs::OsRng.fill_bytes(&mut buf);
-        for &b in buf.iter().filter(|&&b| b < reject_from) {
+        for &b in buf.iter().filter(|&&b| u16::from(b) < reject_from) {
             if out.len() == len {
                 break;
             }
-            out.push(alphabet[usize::from(b % n)] as char);
+            out.push(alphabet[usize::from(b) % n] as char);
         }
     }
     out

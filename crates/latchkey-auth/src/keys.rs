@@ -77,6 +77,36 @@ impl KeyCipher {
         Ok(Value::String(hex::encode(blob)).to_string())
     }
 
+    /// Bare lower hex of nonce ‖ ciphertext ‖ tag: Better-Auth's `encryptOAuthTokens` form
+    /// for provider tokens in the `account` table (same key).
+    pub(crate) fn seal_hex(&self, plaintext: &[u8]) -> Result<String, AuthError> {
+        let mut nonce = [0u8; 24];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let sealed = self
+            .cipher()
+            .encrypt(XNonce::from_slice(&nonce), plaintext)
+            .map_err(|_| AuthError::internal("token encryption failed"))?;
+        let mut blob = nonce.to_vec();
+        blob.extend_from_slice(&sealed);
+        Ok(hex::encode(blob))
+    }
+
+    /// A provider token as stored: decrypted when it is a blob this secret sealed, else the
+    /// value itself (tokens written with `encryptOAuthTokens` off are plain, and a plain token
+    /// can look like hex).
+    pub(crate) fn open_token(&self, stored: &str) -> Zeroizing<String> {
+        let opened = hex::decode(stored)
+            .ok()
+            .filter(|blob| blob.len() > 24 + 16)
+            .and_then(|blob| {
+                self.cipher()
+                    .decrypt(XNonce::from_slice(&blob[..24]), &blob[24..])
+                    .ok()
+            })
+            .and_then(|plain| String::from_utf8(plain).ok());
+        Zeroizing::new(opened.unwrap_or_else(|| stored.to_string()))
+    }
+
     /// Accepts the JSON-quoted hex form, bare hex, and unencrypted JWK JSON
     /// (`disablePrivateKeyEncryption`).
     pub(crate) fn decrypt(&self, column: &str) -> Result<Zeroizing<String>, AuthError> {
@@ -534,6 +564,25 @@ mod tests {
         assert_eq!(
             jwks_entry(&row).unwrap().to_string(),
             r#"{"alg":"EdDSA","crv":"Ed25519","x":"3rvshQ0BMRdlNe8WymvOmKnF6SOIQoUZoiBmUdKKrpY","kty":"OKP","kid":"pnHXqqVvBENcFVqmNaefgOQEjERxAsOp"}"#
+        );
+    }
+
+    #[test]
+    fn provider_tokens_seal_and_plain_ones_pass_through() {
+        let c = cipher();
+        let sealed = c.seal_hex(b"gho_abc").unwrap();
+        assert!(sealed
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert_eq!(sealed.len(), (24 + 7 + 16) * 2);
+        assert_eq!(c.open_token(&sealed).as_str(), "gho_abc");
+        assert_eq!(c.open_token("gho_plain").as_str(), "gho_plain");
+        assert_eq!(c.open_token("deadbeef").as_str(), "deadbeef");
+        let other = KeyCipher::new(&SecretString::from("z".repeat(40)));
+        assert_eq!(
+            other.open_token(&sealed).as_str(),
+            sealed,
+            "another secret: left as is"
         );
     }
 

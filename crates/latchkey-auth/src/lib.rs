@@ -21,6 +21,7 @@ mod ids;
 mod keys;
 mod mail;
 mod migrate;
+mod oauth;
 mod origin;
 mod outbox;
 mod password;

@@ -242,6 +242,32 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// An optional list of strings: absent or null → empty.
+    pub(crate) fn opt_strings(&mut self, name: &str) -> Vec<String> {
+        match self.map.get(name) {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) if items.iter().all(Value::is_string) => items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect(),
+            Some(_) => {
+                self.wrong(name, "array of strings");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Names of keys other than `known`: for Better-Auth's strict bodies.
+    pub(crate) fn unknown_keys(&self, known: &[&str]) -> bool {
+        self.map.keys().any(|k| !known.contains(&k.as_str()))
+    }
+
+    /// Records a problem with the whole body, in zod's words.
+    pub(crate) fn invalid_body(&mut self) {
+        self.issues.push("[body] Invalid input".to_string());
+    }
+
     /// An optional secret: absent or null → `None`.
     pub(crate) fn opt_secret(&mut self, name: &str) -> Option<SecretString> {
         match self.map.get(name) {

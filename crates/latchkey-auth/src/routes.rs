@@ -21,7 +21,9 @@ use latchkey_core::server::RequestId;
 use serde_json::json;
 
 use crate::error::AuthError;
-use crate::handlers::{account, change_email, delete_user, email, jwt, sessions, user};
+use crate::handlers::{
+    account, accounts, change_email, delete_user, email, jwt, sessions, social, user,
+};
 use crate::ratelimit::Rule;
 use crate::reply::Reply;
 use crate::request::{BodyRule, Req};
@@ -59,6 +61,13 @@ enum Endpoint {
     ChangeEmail,
     DeleteUser,
     DeleteUserCallback,
+    SignInSocial,
+    Callback,
+    CallbackPost,
+    UnlinkAccount,
+    GetAccessToken,
+    RefreshToken,
+    AccountInfo,
 }
 
 /// Origin and CSRF rules (docs/compatibility.md#origins-and-csrf).
@@ -123,6 +132,13 @@ impl Route {
         self
     }
 
+    /// A cross-site form post from a provider: no origin rule (it only redirects), form bodies.
+    const fn form_post(mut self) -> Self {
+        self.origin = OriginRule::None;
+        self.body = BodyRule::JsonOrForm;
+        self
+    }
+
     /// Sign-in and sign-up: the login CSRF rule, and form bodies too.
     const fn login(mut self) -> Self {
         self.origin = OriginRule::Login;
@@ -166,6 +182,14 @@ static ROUTES: &[Route] = {
         post("/change-email", E::ChangeEmail, Session).limited(Rule::Credential),
         post("/delete-user", E::DeleteUser, Session),
         get("/delete-user/callback", E::DeleteUserCallback, Lookup),
+        post("/sign-in/social", E::SignInSocial, Nothing).limited(Rule::Credential),
+        get("/callback/:providerId", E::Callback, Nothing),
+        // form_post from the provider's page: only turned into the GET above.
+        post("/callback/:providerId", E::CallbackPost, Nothing).form_post(),
+        post("/unlink-account", E::UnlinkAccount, Session),
+        post("/get-access-token", E::GetAccessToken, Session),
+        post("/refresh-token", E::RefreshToken, Session),
+        get("/account-info", E::AccountInfo, Session),
     ]
 };
 
@@ -450,6 +474,13 @@ async fn dispatch(st: &State, route: &Route, req: &Req) -> Result<Reply, AuthErr
         E::ChangeEmail => call!(change_email::change_email),
         E::DeleteUser => call!(delete_user::delete_user),
         E::DeleteUserCallback => call!(delete_user::delete_user_callback),
+        E::SignInSocial => call!(social::sign_in_social),
+        E::Callback => call!(social::callback),
+        E::CallbackPost => call!(social::callback_post),
+        E::UnlinkAccount => call!(accounts::unlink_account),
+        E::GetAccessToken => call!(accounts::get_access_token),
+        E::RefreshToken => call!(accounts::refresh_token),
+        E::AccountInfo => call!(accounts::account_info),
         E::Jwks => Err(AuthError::internal("jwks is answered before dispatch")),
     }
 }

@@ -38,6 +38,8 @@ pub(crate) struct State {
     pub(crate) warned_forwarded_for: AtomicBool,
     /// Rung after a request queued mail, so that this replica's outbox worker sends it now.
     pub(crate) outbox_bell: Arc<crate::outbox::Bell>,
+    /// Social sign-in providers (none unless configured).
+    pub(crate) providers: crate::oauth::Providers,
 }
 
 /// The caller of an endpoint that needs a live session.

@@ -311,12 +311,13 @@ pub(crate) async fn insert_user(
     name: &str,
     email: &str,
     image: Option<&str>,
+    email_verified: bool,
 ) -> Result<User, StoreError> {
     let now = now_ms();
     let user = User {
         name: name.to_string(),
         email: email.to_string(),
-        email_verified: false,
+        email_verified,
         image: image.map(str::to_string),
         created_at: now,
         updated_at: now,

@@ -59,6 +59,10 @@ pub const KNOWN_SETTINGS: &[&str] = &[
     "BETTER_AUTH_TRUSTED_ORIGINS",
     "BETTER_AUTH_URL",
     "DATABASE_URL",
+    "GITHUB_CLIENT_ID",
+    "GITHUB_CLIENT_SECRET",
+    "GOOGLE_CLIENT_ID",
+    "GOOGLE_CLIENT_SECRET",
     "LATCHKEY_APP_NAME",
     "LATCHKEY_AUDIT_RETENTION",
     "LATCHKEY_AUTO_SIGN_IN_AFTER_VERIFICATION",
@@ -75,6 +79,7 @@ pub const KNOWN_SETTINGS: &[&str] = &[
     "LATCHKEY_DB_TIMEOUT",
     "LATCHKEY_DELETE_TOKEN_EXPIRES_IN",
     "LATCHKEY_DELETE_USER",
+    "LATCHKEY_ENCRYPT_OAUTH_TOKENS",
     "LATCHKEY_HASH_CONCURRENCY",
     "LATCHKEY_HASH_QUEUE_TIMEOUT",
     "LATCHKEY_HEADER_TIMEOUT",
@@ -123,11 +128,19 @@ pub const KNOWN_SETTINGS: &[&str] = &[
     "LATCHKEY_TLS_CERT",
     "LATCHKEY_TLS_KEY",
     "LATCHKEY_TRUSTED_PROXIES",
+    "LATCHKEY_TRUSTED_PROVIDERS",
     "LATCHKEY_UPSTREAM",
     "LATCHKEY_UPSTREAM_CORS",
     "LATCHKEY_UPSTREAM_TIMEOUT",
     "LATCHKEY_VERIFICATION_TOKEN_EXPIRES_IN",
 ];
+
+/// Per-provider settings of social sign-in: `LATCHKEY_PROVIDER_<ID>_<KEY>` in the environment
+/// and `[providers.<id>]` tables in the file. Their names depend on the provider ids, so they
+/// are not in [`KNOWN_SETTINGS`]; latchkey-auth checks them when it reads its providers.
+pub const PROVIDER_PREFIX: &str = "LATCHKEY_PROVIDER_";
+/// The TOML table of provider tables.
+pub const PROVIDERS_TABLE: &str = "providers";
 
 /// The setting a TOML key names: lower-case, with or without `latchkey_`.
 fn setting_of_key(key: &str) -> String {
@@ -261,7 +274,10 @@ impl Source {
     /// too, so that the list cannot fall behind the code.
     pub fn reject_unknown(&self) -> Result<(), ConfigError> {
         if let Ok(asked) = self.asked.lock() {
-            if let Some(name) = asked.iter().find(|n| !KNOWN_SETTINGS.contains(&n.as_str())) {
+            if let Some(name) = asked
+                .iter()
+                .find(|n| !KNOWN_SETTINGS.contains(&n.as_str()) && !n.starts_with(PROVIDER_PREFIX))
+            {
                 return Err(ConfigError::new(
                     name.clone(),
                     "read but missing from latchkey_core::config::KNOWN_SETTINGS (a bug)",
@@ -273,6 +289,7 @@ impl Source {
             .keys()
             .filter(|k| k.starts_with("LATCHKEY_"))
             .filter(|k| !KNOWN_SETTINGS.contains(&k.as_str()))
+            .filter(|k| !k.starts_with(PROVIDER_PREFIX))
             // `<SECRET>_FILE` names the file a secret is read from.
             .filter(|k| {
                 k.strip_suffix("_FILE")
@@ -295,11 +312,35 @@ impl Source {
                     ),
                 ));
             }
+            if key == PROVIDERS_TABLE {
+                continue;
+            }
             if !KNOWN_SETTINGS.contains(&setting_of_key(key).as_str()) {
                 return Err(unknown(key.clone(), "in the config file"));
             }
         }
         Ok(())
+    }
+
+    /// The names of the environment variables that start with `prefix`, sorted.
+    pub fn env_names_with_prefix(&self, prefix: &str) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .env
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// A table of the config file (`[providers]`), if there is one.
+    pub fn file_table(&self, key: &str) -> Result<Option<&toml::Table>, ConfigError> {
+        match self.file.get(key) {
+            None => Ok(None),
+            Some(toml::Value::Table(t)) => Ok(Some(t)),
+            Some(_) => Err(ConfigError::new(key, "must be a table")),
+        }
     }
 
     /// A plain (non-secret) setting: environment first, then the config file.
@@ -436,7 +477,8 @@ fn read_secret_file(setting: &str, path: &Path) -> Result<SecretString, ConfigEr
     Ok(SecretString::from(text))
 }
 
-fn toml_scalar(value: &toml::Value) -> Option<String> {
+/// A TOML value as the string a setting is parsed from (arrays comma-joined); `None` for tables.
+pub fn toml_scalar(value: &toml::Value) -> Option<String> {
     match value {
         toml::Value::String(s) => Some(s.clone()),
         toml::Value::Integer(i) => Some(i.to_string()),

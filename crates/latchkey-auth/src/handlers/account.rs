@@ -95,7 +95,7 @@ pub(crate) async fn sign_up(
 
     let mut client = st.db.conn().await?;
     let tx = client.transaction().await?;
-    let user = match store::insert_user(&tx, &name, &email, image.as_deref()).await {
+    let user = match store::insert_user(&tx, &name, &email, image.as_deref(), false).await {
         // Another sign-up with this email won the race since the check above.
         Err(e) if e.is_unique("user_email_key") => {
             drop(tx);

@@ -2,11 +2,13 @@
 //! respond.
 
 pub(crate) mod account;
+pub(crate) mod accounts;
 pub(crate) mod change_email;
 pub(crate) mod delete_user;
 pub(crate) mod email;
 pub(crate) mod jwt;
 pub(crate) mod sessions;
+pub(crate) mod social;
 pub(crate) mod user;
 
 use http::StatusCode;

@@ -86,13 +86,7 @@ pub(crate) async fn list_sessions(
     Caller { session, user }: Caller,
     _: (),
 ) -> Result<Reply, AuthError> {
-    let fresh_age = chrono::Duration::seconds(st.config.session.fresh_age.as_secs() as i64);
-    if session.created_at + fresh_age <= Utc::now() {
-        return Err(AuthError::forbidden(
-            "SESSION_NOT_FRESH",
-            "Session is not fresh",
-        ));
-    }
+    require_fresh(st, &session)?;
     let client = st.db.conn().await?;
     let mut sessions = store::list_sessions(&client, &user.id).await?;
     if !st.config.list_all_session_tokens {
@@ -179,5 +173,18 @@ async fn revoke_all(
     };
     audit::record(&tx, &event, &actor).await?;
     tx.commit().await?;
+    Ok(())
+}
+
+/// Better-Auth's `freshSessionMiddleware`: a session older than `LATCHKEY_SESSION_FRESH_AGE`
+/// (0 turns the check off) is refused for sensitive reads and changes.
+pub(crate) fn require_fresh(st: &State, session: &crate::store::Session) -> Result<(), AuthError> {
+    let fresh_age = chrono::Duration::seconds(st.config.session.fresh_age.as_secs() as i64);
+    if !fresh_age.is_zero() && session.created_at + fresh_age <= Utc::now() {
+        return Err(AuthError::forbidden(
+            "SESSION_NOT_FRESH",
+            "Session is not fresh",
+        ));
+    }
     Ok(())
 }

@@ -1,0 +1,415 @@
+//! `sign-in/social` and `callback/:providerId` (docs/compatibility.md#social-sign-in): the
+//! authorization-code flow with PKCE, the state in a `verification` row and a signed cookie,
+//! and the user found, linked or created from the provider's profile.
+
+use chrono::Utc;
+use http::StatusCode;
+use serde_json::json;
+
+use super::email::{api_url, mail_enabled, queue_verification};
+use crate::audit::{self, Actor, Event};
+use crate::cookies;
+use crate::error::AuthError;
+use crate::keys::KeyCipher;
+use crate::oauth::accounts::{self, Stored};
+use crate::oauth::provider::{AuthorizationRequest, Profile, ProviderError, TokenSet};
+use crate::oauth::state::{self, FlowState};
+use crate::oauth::Provider;
+use crate::reply::Reply;
+use crate::request::{Fields, FromBody, Req};
+use crate::state::State;
+use crate::store::{self, User};
+
+pub(crate) struct SignInSocial {
+    provider: String,
+    callback: Option<String>,
+    new_user_callback: Option<String>,
+    error_callback: Option<String>,
+    disable_redirect: bool,
+    scopes: Vec<String>,
+    login_hint: Option<String>,
+    id_token: bool,
+}
+
+impl FromBody for SignInSocial {
+    fn read(f: &mut Fields<'_>) -> Self {
+        SignInSocial {
+            provider: f.string("provider"),
+            callback: f.opt_string("callbackURL"),
+            new_user_callback: f.opt_string("newUserCallbackURL"),
+            error_callback: f.opt_string("errorCallbackURL"),
+            disable_redirect: f.opt_bool("disableRedirect").unwrap_or(false),
+            scopes: f.opt_strings("scopes"),
+            login_hint: f.opt_string("loginHint"),
+            id_token: f.has("idToken"),
+        }
+    }
+}
+
+/// `POST /sign-in/social`: `200 {"url","redirect":true}` with `Location` (not a 302, as in
+/// Better-Auth) and the signed state cookie.
+pub(crate) async fn sign_in_social(
+    st: &State,
+    _: &Req,
+    _: (),
+    body: SignInSocial,
+) -> Result<Reply, AuthError> {
+    for (url, code, message) in [
+        (
+            &body.callback,
+            "INVALID_CALLBACK_URL",
+            "Invalid callbackURL",
+        ),
+        (
+            &body.error_callback,
+            "INVALID_ERROR_CALLBACK_URL",
+            "Invalid errorCallbackURL",
+        ),
+        (
+            &body.new_user_callback,
+            "INVALID_NEW_USER_CALLBACK_URL",
+            "Invalid newUserCallbackURL",
+        ),
+    ] {
+        if let Some(url) = url {
+            if !st.origins.trusts_callback(url) {
+                return Err(AuthError::forbidden(code, message));
+            }
+        }
+    }
+    let Some(provider) = st.providers.get(&body.provider) else {
+        return Err(AuthError::api(
+            StatusCode::NOT_FOUND,
+            "PROVIDER_NOT_FOUND",
+            "Provider not found",
+        ));
+    };
+    if body.id_token {
+        return Err(AuthError::bad_request(
+            "ID_TOKEN_NOT_SUPPORTED",
+            "Sign-in with a provider ID token is not supported yet; use the redirect flow",
+        ));
+    }
+    let endpoints = provider.endpoints().await.map_err(unavailable)?;
+
+    let oauth_state = state::random_token(32);
+    let code_verifier = state::random_token(128);
+    let nonce = provider.uses_nonce().then(|| state::random_token(32));
+    let flow = FlowState {
+        callback_url: body.callback.clone().unwrap_or_else(|| {
+            st.config
+                .base_url
+                .as_str()
+                .trim_end_matches('/')
+                .to_string()
+        }),
+        code_verifier: code_verifier.clone(),
+        error_url: body.error_callback,
+        new_user_url: body.new_user_callback,
+        link: None,
+        expires_at: Utc::now().timestamp_millis() + state::ROW_TTL_SECS * 1000,
+        request_sign_up: None,
+        id_token_nonce: nonce.clone(),
+        oauth_state: Some(oauth_state.clone()),
+    };
+    let value = serde_json::to_string(&flow)
+        .map_err(|e| AuthError::internal(format!("state not serialised: {e}")))?;
+    let conn = st.db.conn().await?;
+    store::insert_verification(
+        &conn,
+        &format!("{}{oauth_state}", state::IDENTIFIER_PREFIX),
+        &value,
+        chrono::Duration::seconds(state::ROW_TTL_SECS),
+    )
+    .await?;
+    drop(conn);
+
+    let redirect_uri = redirect_uri(st, provider);
+    let url = provider.authorization_url(
+        &endpoints,
+        &AuthorizationRequest {
+            state: &oauth_state,
+            redirect_uri: &redirect_uri,
+            code_challenge: &state::code_challenge(&code_verifier),
+            nonce: nonce.as_deref(),
+            login_hint: body.login_hint.as_deref(),
+            extra_scopes: &body.scopes,
+        },
+    );
+    let signed = st.cookies.sign(&oauth_state);
+    let mut reply = Reply::json(json!({"url": url.as_str(), "redirect": !body.disable_redirect}))
+        .cookie(
+            st.cookies
+                .set_cookie(state::COOKIE, &signed, Some(state::COOKIE_MAX_AGE)),
+        );
+    if !body.disable_redirect {
+        reply = reply.header(http::header::LOCATION, url.as_str());
+    }
+    Ok(reply)
+}
+
+fn unavailable(e: ProviderError) -> AuthError {
+    tracing::warn!("{e}");
+    AuthError::api(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "PROVIDER_UNAVAILABLE",
+        "The provider cannot be reached; try again later",
+    )
+}
+
+fn redirect_uri(st: &State, provider: &Provider) -> String {
+    format!("{}/callback/{}", api_url(st), provider.id())
+}
+
+/// The callback's parameters, from the query or (`response_mode=form_post`) the body.
+pub(crate) struct CallbackParams {
+    pairs: Vec<(String, String)>,
+}
+
+impl FromBody for CallbackParams {
+    fn read(f: &mut Fields<'_>) -> Self {
+        let mut pairs = Vec::new();
+        for name in ["code", "state", "error", "error_description", "iss"] {
+            if let Some(v) = f.opt_string(name) {
+                pairs.push((name.to_string(), v));
+            }
+        }
+        CallbackParams { pairs }
+    }
+}
+
+/// `POST /callback/:providerId` (form_post): a 302 to the GET callback with the body's
+/// parameters merged into the query, so that the browser sends its cookies (a cross-site POST
+/// does not carry `SameSite=Lax` ones).
+pub(crate) async fn callback_post(
+    st: &State,
+    req: &Req,
+    _: (),
+    body: CallbackParams,
+) -> Result<Reply, AuthError> {
+    let id = req.param("providerId").unwrap_or_default();
+    let mut url = format!(
+        "{}/callback/{}",
+        api_url(st),
+        cookies::encode_uri_component(id)
+    );
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in &req.query {
+        query.append_pair(k, v);
+    }
+    for (k, v) in &body.pairs {
+        query.append_pair(k, v);
+    }
+    let query = query.finish();
+    if !query.is_empty() {
+        url = format!("{url}?{query}");
+    }
+    Ok(Reply::redirect(url))
+}
+
+/// `url` with `error` (and `error_description`) added to its query.
+fn error_location(url: &str, code: &str, description: Option<&str>) -> String {
+    let mut pairs = url::form_urlencoded::Serializer::new(String::new());
+    pairs.append_pair("error", code);
+    if let Some(d) = description {
+        pairs.append_pair("error_description", d);
+    }
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{}", pairs.finish())
+}
+
+/// `GET /callback/:providerId`, in Better-Auth's order (each failure is a 302 to the error
+/// URL with `?error=CODE`).
+pub(crate) async fn callback(st: &State, req: &Req, _: (), _: ()) -> Result<Reply, AuthError> {
+    let default_error = format!("{}/error", api_url(st));
+    let fail = |url: &str, code: &str| Reply::redirect(error_location(url, code, None));
+    let Some(oauth_state) = req.query("state").filter(|s| !s.is_empty()) else {
+        return Ok(fail(&default_error, "state_not_found"));
+    };
+    let identifier = format!("{}{oauth_state}", state::IDENTIFIER_PREFIX);
+    let conn = st.db.conn().await?;
+    let row = store::find_verification(&conn, &identifier).await?;
+    drop(conn);
+    let Some(flow) = row.and_then(|v| serde_json::from_str::<FlowState>(&v).ok()) else {
+        return Ok(fail(&default_error, "state_mismatch"));
+    };
+    let error_url = flow.error_url.clone().unwrap_or(default_error);
+    if flow.oauth_state.as_deref() != Some(oauth_state)
+        || !state_cookie_matches(st, req, oauth_state)
+    {
+        return Ok(fail(&error_url, "state_mismatch"));
+    }
+    // From here on the state is used up, whatever the outcome.
+    let conn = st.db.conn().await?;
+    let consumed = store::consume_verification(&conn, &identifier).await?;
+    drop(conn);
+    let expire = st.cookies.set_cookie(state::COOKIE, "", Some(0));
+    let fail = |code: &str| fail(&error_url, code).cookie(expire.clone());
+    if consumed == 0 || flow.expires_at < Utc::now().timestamp_millis() {
+        return Ok(fail("state_mismatch"));
+    }
+    if let Some(error) = req.query("error") {
+        let location = error_location(&error_url, error, req.query("error_description"));
+        return Ok(Reply::redirect(location).cookie(expire));
+    }
+    let id = req.param("providerId").unwrap_or_default();
+    let Some(provider) = st.providers.get(id) else {
+        return Ok(fail("oauth_provider_not_found"));
+    };
+    let Some(code) = req.query("code").filter(|c| !c.is_empty()) else {
+        return Ok(fail("no_code"));
+    };
+    let endpoints = match provider.endpoints().await {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::warn!("{e}");
+            return Ok(fail("oauth_provider_not_found"));
+        }
+    };
+    // RFC 9207: a callback from another issuer is a mix-up attack.
+    if let (Some(iss), Some(issuer)) = (req.query("iss"), &endpoints.issuer) {
+        if iss != issuer {
+            return Ok(fail("issuer_mismatch"));
+        }
+    }
+    let oidc_nonce = provider.config.kind == crate::oauth::config::Kind::Oidc;
+    if oidc_nonce && flow.id_token_nonce.is_none() {
+        return Ok(fail("nonce_binding_missing"));
+    }
+    let tokens = match provider
+        .exchange_code(code, &flow.code_verifier, &redirect_uri(st, provider))
+        .await
+    {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::info!(provider = %provider.id(), "callback: {e}");
+            return Ok(fail("invalid_code"));
+        }
+    };
+    let profile = match provider
+        .profile(&tokens, flow.id_token_nonce.as_deref())
+        .await
+    {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::info!(provider = %provider.id(), "callback: {e}");
+            return Ok(fail("unable_to_get_user_info"));
+        }
+    };
+    if flow.link.is_some() {
+        // link-social is not built yet; a state naming a link came from Better-Auth.
+        return Ok(fail("unable_to_link_account"));
+    }
+    if profile.email.is_none() {
+        return Ok(fail("email_not_found"));
+    }
+    let (user, is_new, session_token) =
+        match sign_in_with(st, req, provider, &profile, &tokens, &flow).await? {
+            Ok(done) => done,
+            Err(code) => return Ok(fail(code)),
+        };
+    let _ = user;
+    let location = match (&flow.new_user_url, is_new) {
+        (Some(new_user), true) => new_user.clone(),
+        _ => flow.callback_url.clone(),
+    };
+    let reply = Reply::redirect(location).cookie(expire);
+    Ok(st.with_session(reply, &session_token, true))
+}
+
+fn state_cookie_matches(st: &State, req: &Req, oauth_state: &str) -> bool {
+    req.cookie_header()
+        .and_then(|h| cookies::find_cookie(&h, &st.cookies.name(state::COOKIE)))
+        .is_some_and(|signed| st.cookies.verify(&signed) == Some(oauth_state))
+}
+
+/// The user of a provider sign-in: the account's owner, an existing user the account is
+/// linked to (only when the provider vouches for the address, or is trusted, and the local
+/// address is verified), or a new user. `Err(code)` is a refusal for the error URL.
+async fn sign_in_with(
+    st: &State,
+    req: &Req,
+    provider: &Provider,
+    profile: &Profile,
+    tokens: &TokenSet,
+    flow: &FlowState,
+) -> Result<Result<(User, bool, String), &'static str>, AuthError> {
+    let email = profile.email.clone().unwrap_or_default().to_lowercase();
+    let cipher = st
+        .config
+        .social
+        .encrypt_tokens
+        .then(|| KeyCipher::new(&st.config.secret));
+    let stored = Stored::seal(tokens, cipher.as_ref())?;
+    let mut conn = st.db.conn().await?;
+    let tx = conn.transaction().await?;
+    let existing = accounts::find(&tx, provider.id(), &profile.id).await?;
+    let (user, outcome) = match existing {
+        Some(account) => {
+            let Some(user) = store::user_by_id(&tx, &account.user_id).await? else {
+                return Ok(Err("unable_to_get_user_info"));
+            };
+            accounts::update_tokens(&tx, &account.id, &stored).await?;
+            if profile.email_verified && !user.email_verified && user.email == email {
+                store::set_email_verified(&tx, &user.email).await?;
+            }
+            (user, "returning")
+        }
+        None => match store::user_by_email(&tx, &email).await? {
+            Some(user) => {
+                let trusted = st
+                    .config
+                    .social
+                    .trusted_providers
+                    .iter()
+                    .any(|p| p == provider.id());
+                if !(trusted || profile.email_verified) || !user.email_verified {
+                    let event = Event::SocialSignInRefused {
+                        provider: provider.id().to_string(),
+                        reason: "account_not_linked",
+                    };
+                    audit::record(&tx, &event, &Actor::of(st, req).user(&user.id)).await?;
+                    tx.commit().await?;
+                    return Ok(Err("account_not_linked"));
+                }
+                accounts::insert(&tx, &user.id, provider.id(), &profile.id, &stored).await?;
+                (user, "linked")
+            }
+            None => {
+                let created = store::insert_user(
+                    &tx,
+                    &profile.name,
+                    &email,
+                    profile.image.as_deref(),
+                    profile.email_verified,
+                )
+                .await;
+                let user = match created {
+                    Ok(u) => u,
+                    // Another callback created the address meanwhile.
+                    Err(e) if e.is_unique("user_email_key") => {
+                        return Ok(Err("unable_to_create_user"))
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                accounts::insert(&tx, &user.id, provider.id(), &profile.id, &stored).await?;
+                if !user.email_verified && st.config.email.send_on_sign_up && mail_enabled(st) {
+                    queue_verification(st, &tx, &user, Some(&flow.callback_url)).await?;
+                }
+                (user, "new_user")
+            }
+        },
+    };
+    let session = store::insert_session(&tx, st.new_session(&user.id, true, req)).await?;
+    let event = Event::SocialSignIn {
+        provider: provider.id().to_string(),
+        outcome,
+    };
+    let actor = Actor::of(st, req).user(&user.id).session(&session.id);
+    audit::record(&tx, &event, &actor).await?;
+    tx.commit().await?;
+    if outcome == "new_user" && !user.email_verified {
+        st.outbox_bell.ring();
+    }
+    Ok(Ok((user, outcome == "new_user", session.token)))
+}
