@@ -15,6 +15,8 @@ pub(crate) const SET_AUTH_JWT: HeaderName = HeaderName::from_static("set-auth-jw
 pub(crate) struct Reply {
     status: StatusCode,
     body: Option<Value>,
+    /// A page instead of JSON (the `/error` page).
+    html: Option<String>,
     headers: Vec<(HeaderName, String)>,
     expose: Vec<HeaderName>,
 }
@@ -24,6 +26,18 @@ impl Reply {
         Self {
             status: StatusCode::OK,
             body: Some(body),
+            html: None,
+            headers: Vec::new(),
+            expose: Vec::new(),
+        }
+    }
+
+    /// A `text/html` page.
+    pub(crate) fn html(page: String) -> Self {
+        Self {
+            status: StatusCode::OK,
+            body: None,
+            html: Some(page),
             headers: Vec::new(),
             expose: Vec::new(),
         }
@@ -35,6 +49,7 @@ impl Reply {
         Self {
             status: StatusCode::FOUND,
             body: None,
+            html: None,
             headers: vec![(http::header::LOCATION, location)],
             expose: Vec::new(),
         }
@@ -44,6 +59,7 @@ impl Reply {
     pub(crate) fn into_redirect(mut self, location: &str) -> Self {
         self.status = StatusCode::FOUND;
         self.body = None;
+        self.html = None;
         self.headers
             .push((http::header::LOCATION, location.to_string()));
         self
@@ -100,9 +116,18 @@ impl Reply {
     }
 
     pub(crate) fn into_response(self) -> HttpResponse {
-        let mut resp = match &self.body {
-            Some(body) => h::json(self.status, body),
-            None => {
+        let mut resp = match (&self.body, self.html) {
+            (Some(body), _) => h::json(self.status, body),
+            (None, Some(page)) => {
+                let mut resp = http::Response::new(h::full(page));
+                *resp.status_mut() = self.status;
+                resp.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/html; charset=utf-8"),
+                );
+                resp
+            }
+            (None, None) => {
                 let mut resp = http::Response::new(h::full(bytes::Bytes::new()));
                 *resp.status_mut() = self.status;
                 resp.headers_mut().insert(

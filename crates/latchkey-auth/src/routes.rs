@@ -68,6 +68,7 @@ enum Endpoint {
     GetAccessToken,
     RefreshToken,
     AccountInfo,
+    ErrorPage,
 }
 
 /// Origin and CSRF rules (docs/compatibility.md#origins-and-csrf).
@@ -190,6 +191,7 @@ static ROUTES: &[Route] = {
         post("/get-access-token", E::GetAccessToken, Session),
         post("/refresh-token", E::RefreshToken, Session),
         get("/account-info", E::AccountInfo, Session),
+        get("/error", E::ErrorPage, Nothing),
     ]
 };
 
@@ -481,6 +483,7 @@ async fn dispatch(st: &State, route: &Route, req: &Req) -> Result<Reply, AuthErr
         E::GetAccessToken => call!(accounts::get_access_token),
         E::RefreshToken => call!(accounts::refresh_token),
         E::AccountInfo => call!(accounts::account_info),
+        E::ErrorPage => call!(social::error_page),
         E::Jwks => Err(AuthError::internal("jwks is answered before dispatch")),
     }
 }

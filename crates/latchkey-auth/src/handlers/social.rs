@@ -413,3 +413,19 @@ async fn sign_in_with(
     }
     Ok(Ok((user, outcome == "new_user", session.token)))
 }
+
+/// `GET /error?error=CODE`: where failed sign-ins land without an `errorCallbackURL`, a page
+/// as Better-Auth has one (apps should give `errorCallbackURL` and show their own).
+pub(crate) async fn error_page(_: &State, req: &Req, _: (), _: ()) -> Result<Reply, AuthError> {
+    let code = crate::mail::html_escape(req.query("error").unwrap_or("unknown_error"));
+    let description = req
+        .query("error_description")
+        .map(|d| format!("<p>{}</p>", crate::mail::html_escape(d)))
+        .unwrap_or_default();
+    Ok(Reply::html(format!(
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>Sign-in failed</title></head>\n\
+         <body style=\"font-family:sans-serif;max-width:32em;margin:4em auto\">\n\
+         <h1>Sign-in failed</h1>\n<p>Error: <code>{code}</code></p>\n{description}\n\
+         <p>Go back to the application and try again.</p>\n</body></html>\n"
+    )))
+}
