@@ -18,6 +18,7 @@ pub mod http;
 pub mod jwt;
 pub mod nginx;
 pub mod node;
+pub mod oauth_peers;
 pub mod pg;
 pub mod pooler;
 pub mod proc;
