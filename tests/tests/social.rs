@@ -811,3 +811,136 @@ fn malformed_provider_settings_are_one_line_errors() {
         );
     }
 }
+
+#[test]
+fn link_social_adds_an_account_to_the_signed_in_user() {
+    let s = start(|s| s);
+    let alice = s.auth.new_user();
+    let mut browser = Browser::new();
+    let signed_in = s.auth.sign_in_resp(&alice.email(), PASSWORD);
+    browser.jar("127.0.0.1").update(&signed_in);
+    let sessions_before = s.count(r#"select count(*) from "session""#);
+    // The OP's user is the same address, verified there (alice's local address is not verified:
+    // linking from a session does not need that).
+    s.op.set_user(
+        &alice.email(),
+        json!({"sub": "sub-link-alice", "email_verified": true}),
+    );
+    let link = |browser: &mut Browser, provider: &str, hint: &str| {
+        let resp = s.post(
+            browser,
+            "/api/auth/link-social",
+            json!({"provider": provider, "callbackURL": "/app/linked", "errorCallbackURL": "/app/error", "loginHint": hint}),
+        );
+        resp.expect(200);
+        browser.jar("127.0.0.1").update(&resp);
+        let url = resp.json()["url"].as_str().unwrap().to_string();
+        let out = browser.follow(&url, &s.app());
+        out.assert_reached();
+        out
+    };
+    // The state row holds the session sealed, never the token itself.
+    let session_token = alice.token.clone();
+    let resp = s.post(
+        &mut browser,
+        "/api/auth/link-social",
+        json!({"provider": "corp", "disableRedirect": true}),
+    );
+    resp.expect(200);
+    let rows = s.auth.db.query(
+        r#"select "value" from "verification" where "identifier" like 'auth-state:%'"#,
+        &[],
+    );
+    let value: String = rows[0].get(0);
+    assert!(value.contains("\"link\":{\"userId\""), "{value}");
+    assert!(!value.contains(&session_token));
+    assert!(!value.contains(&signed_in.json()["token"].as_str().unwrap().to_string()));
+
+    let out = link(&mut browser, "corp", &alice.email());
+    assert_eq!(out.final_url, format!("{}linked", s.app()));
+    let providers: Vec<String> = s
+        .auth
+        .db
+        .query(
+            r#"select "providerId" from "account" where "userId" = $1 order by "providerId""#,
+            &[&alice.user_id()],
+        )
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(providers, ["corp", "credential"]);
+    assert_eq!(
+        s.count(r#"select count(*) from "session""#),
+        sessions_before,
+        "no new session from a link"
+    );
+    // Signing in through the provider now reaches alice.
+    let mut other = Browser::new();
+    let out = s.sign_in(&mut other, "corp", &alice.email());
+    assert_eq!(out.final_url, format!("{}dash", s.app()));
+    assert_eq!(
+        s.session(&mut other)["user"]["id"],
+        alice.user_id().as_str()
+    );
+
+    // Another address at the provider: refused.
+    let elsewhere = random_email();
+    s.op.set_user(
+        &elsewhere,
+        json!({"sub": "sub-elsewhere", "email_verified": true}),
+    );
+    assert_eq!(
+        error_of(&link(&mut browser, "corp", &elsewhere)),
+        "email_does_not_match"
+    );
+    // An identity already linked to alice, asked for by bob: refused.
+    let bob = s.auth.new_user();
+    let mut bob_browser = Browser::new();
+    bob_browser
+        .jar("127.0.0.1")
+        .update(&s.auth.sign_in_resp(&bob.email(), PASSWORD));
+    // (The OP's identity sub-link-alice now says it is bob's address.)
+    s.op.set_user(
+        &alice.email(),
+        json!({"sub": "sub-link-alice", "email": bob.email(), "email_verified": true}),
+    );
+    assert_eq!(
+        error_of(&link(&mut bob_browser, "corp", &alice.email())),
+        "account_already_linked_to_different_user"
+    );
+    // A provider that does not vouch for the address: refused.
+    s.gh.set_user(
+        &bob.email(),
+        json!({"id": 31337, "login": "bob", "emails": [{"email": bob.email(), "primary": true, "verified": false, "visibility": null}]}),
+    );
+    assert_eq!(
+        error_of(&link(&mut bob_browser, "github", &bob.email())),
+        "unable_to_link_account"
+    );
+    // The session that asked was signed out meanwhile: refused.
+    s.gh.set_user(&bob.email(), json!({"id": 31337, "login": "bob"}));
+    let resp = s.post(
+        &mut bob_browser,
+        "/api/auth/link-social",
+        json!({"provider": "github", "errorCallbackURL": "/app/error", "loginHint": bob.email()}),
+    );
+    resp.expect(200);
+    bob_browser.jar("127.0.0.1").update(&resp);
+    let url = resp.json()["url"].as_str().unwrap().to_string();
+    s.post(&mut bob_browser, "/api/auth/sign-out", json!({}))
+        .expect(200);
+    let out = bob_browser.follow(&url, &s.app());
+    assert_eq!(error_of(&out), "unable_to_link_account");
+    assert_eq!(
+        s.count(r#"select count(*) from "account" where "providerId" <> 'credential'"#),
+        1,
+        "only alice's link"
+    );
+    // Without a session: 401.
+    s.auth
+        .browser()
+        .post("/api/auth/link-social")
+        .json(&json!({"provider": "corp"}))
+        .send()
+        .expect(401);
+}

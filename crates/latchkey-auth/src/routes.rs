@@ -69,6 +69,7 @@ enum Endpoint {
     RefreshToken,
     AccountInfo,
     ErrorPage,
+    LinkSocial,
 }
 
 /// Origin and CSRF rules (docs/compatibility.md#origins-and-csrf).
@@ -192,6 +193,7 @@ static ROUTES: &[Route] = {
         post("/refresh-token", E::RefreshToken, Session),
         get("/account-info", E::AccountInfo, Session),
         get("/error", E::ErrorPage, Nothing),
+        post("/link-social", E::LinkSocial, Session),
     ]
 };
 
@@ -484,6 +486,7 @@ async fn dispatch(st: &State, route: &Route, req: &Req) -> Result<Reply, AuthErr
         E::RefreshToken => call!(accounts::refresh_token),
         E::AccountInfo => call!(accounts::account_info),
         E::ErrorPage => call!(social::error_page),
+        E::LinkSocial => call!(social::link_social),
         E::Jwks => Err(AuthError::internal("jwks is answered before dispatch")),
     }
 }

@@ -17,7 +17,7 @@ use crate::oauth::state::{self, FlowState};
 use crate::oauth::Provider;
 use crate::reply::Reply;
 use crate::request::{Fields, FromBody, Req};
-use crate::state::State;
+use crate::state::{Caller, State};
 use crate::store::{self, User};
 
 pub(crate) struct SignInSocial {
@@ -90,13 +90,38 @@ pub(crate) async fn sign_in_social(
             "Sign-in with a provider ID token is not supported yet; use the redirect flow",
         ));
     }
+    let flow = Flow {
+        callback: body.callback,
+        error_callback: body.error_callback,
+        new_user_callback: body.new_user_callback,
+        link: None,
+        scopes: body.scopes,
+        login_hint: body.login_hint,
+        disable_redirect: body.disable_redirect,
+    };
+    start_flow(st, provider, flow).await
+}
+
+/// What a sign-in or a link asks of the flow it starts.
+struct Flow {
+    callback: Option<String>,
+    error_callback: Option<String>,
+    new_user_callback: Option<String>,
+    link: Option<state::Link>,
+    scopes: Vec<String>,
+    login_hint: Option<String>,
+    disable_redirect: bool,
+}
+
+/// Writes the state row, signs the state cookie, and answers the authorization URL.
+async fn start_flow(st: &State, provider: &Provider, flow: Flow) -> Result<Reply, AuthError> {
     let endpoints = provider.endpoints().await.map_err(unavailable)?;
 
     let oauth_state = state::random_token(32);
     let code_verifier = state::random_token(128);
     let nonce = provider.uses_nonce().then(|| state::random_token(32));
-    let flow = FlowState {
-        callback_url: body.callback.clone().unwrap_or_else(|| {
+    let row = FlowState {
+        callback_url: flow.callback.unwrap_or_else(|| {
             st.config
                 .base_url
                 .as_str()
@@ -104,15 +129,15 @@ pub(crate) async fn sign_in_social(
                 .to_string()
         }),
         code_verifier: code_verifier.clone(),
-        error_url: body.error_callback,
-        new_user_url: body.new_user_callback,
-        link: None,
+        error_url: flow.error_callback,
+        new_user_url: flow.new_user_callback,
+        link: flow.link,
         expires_at: Utc::now().timestamp_millis() + state::ROW_TTL_SECS * 1000,
         request_sign_up: None,
         id_token_nonce: nonce.clone(),
         oauth_state: Some(oauth_state.clone()),
     };
-    let value = serde_json::to_string(&flow)
+    let value = serde_json::to_string(&row)
         .map_err(|e| AuthError::internal(format!("state not serialised: {e}")))?;
     let conn = st.db.conn().await?;
     store::insert_verification(
@@ -132,20 +157,101 @@ pub(crate) async fn sign_in_social(
             redirect_uri: &redirect_uri,
             code_challenge: &state::code_challenge(&code_verifier),
             nonce: nonce.as_deref(),
-            login_hint: body.login_hint.as_deref(),
-            extra_scopes: &body.scopes,
+            login_hint: flow.login_hint.as_deref(),
+            extra_scopes: &flow.scopes,
         },
     );
     let signed = st.cookies.sign(&oauth_state);
-    let mut reply = Reply::json(json!({"url": url.as_str(), "redirect": !body.disable_redirect}))
+    let mut reply = Reply::json(json!({"url": url.as_str(), "redirect": !flow.disable_redirect}))
         .cookie(
             st.cookies
                 .set_cookie(state::COOKIE, &signed, Some(state::COOKIE_MAX_AGE)),
         );
-    if !body.disable_redirect {
+    if !flow.disable_redirect {
         reply = reply.header(http::header::LOCATION, url.as_str());
     }
     Ok(reply)
+}
+
+pub(crate) struct LinkSocial {
+    provider: String,
+    callback: Option<String>,
+    error_callback: Option<String>,
+    disable_redirect: bool,
+    scopes: Vec<String>,
+    login_hint: Option<String>,
+    id_token: bool,
+}
+
+impl FromBody for LinkSocial {
+    fn read(f: &mut Fields<'_>) -> Self {
+        LinkSocial {
+            provider: f.string("provider"),
+            callback: f.opt_string("callbackURL"),
+            error_callback: f.opt_string("errorCallbackURL"),
+            disable_redirect: f.opt_bool("disableRedirect").unwrap_or(false),
+            scopes: f.opt_strings("scopes"),
+            login_hint: f.opt_string("loginHint"),
+            id_token: f.has("idToken"),
+        }
+    }
+}
+
+/// `POST /link-social`: the same flow for a signed-in user, whose session is bound into the
+/// state (sealed); the callback adds the account to that user instead of signing in.
+pub(crate) async fn link_social(
+    st: &State,
+    _: &Req,
+    Caller { session, user }: Caller,
+    body: LinkSocial,
+) -> Result<Reply, AuthError> {
+    for (url, code, message) in [
+        (
+            &body.callback,
+            "INVALID_CALLBACK_URL",
+            "Invalid callbackURL",
+        ),
+        (
+            &body.error_callback,
+            "INVALID_ERROR_CALLBACK_URL",
+            "Invalid errorCallbackURL",
+        ),
+    ] {
+        if let Some(url) = url {
+            if !st.origins.trusts_callback(url) {
+                return Err(AuthError::forbidden(code, message));
+            }
+        }
+    }
+    let Some(provider) = st.providers.get(&body.provider) else {
+        return Err(AuthError::api(
+            StatusCode::NOT_FOUND,
+            "PROVIDER_NOT_FOUND",
+            "Provider not found",
+        ));
+    };
+    if body.id_token {
+        return Err(AuthError::bad_request(
+            "ID_TOKEN_NOT_SUPPORTED",
+            "Linking with a provider ID token is not supported yet; use the redirect flow",
+        ));
+    }
+    let cipher = state::purpose_cipher(&st.config.secret, state::LINK_PURPOSE)?;
+    let link = state::Link {
+        user_id: user.id.clone(),
+        email: user.email.clone(),
+        encrypted_session_token: cipher.seal_hex(session.token.as_bytes())?,
+    };
+    let flow = Flow {
+        callback: body.callback,
+        error_callback: body.error_callback,
+        new_user_callback: None,
+        link: Some(link),
+        scopes: body.scopes,
+        login_hint: body.login_hint,
+        disable_redirect: body.disable_redirect,
+    };
+    start_flow(st, provider, flow).await
 }
 
 fn unavailable(e: ProviderError) -> AuthError {
@@ -296,9 +402,13 @@ pub(crate) async fn callback(st: &State, req: &Req, _: (), _: ()) -> Result<Repl
             return Ok(fail("unable_to_get_user_info"));
         }
     };
-    if flow.link.is_some() {
-        // link-social is not built yet; a state naming a link came from Better-Auth.
-        return Ok(fail("unable_to_link_account"));
+    if let Some(link) = &flow.link {
+        return Ok(
+            match link_account(st, req, provider, link, &profile, &tokens).await? {
+                Ok(()) => Reply::redirect(flow.callback_url.clone()).cookie(expire),
+                Err(code) => fail(code),
+            },
+        );
     }
     if profile.email.is_none() {
         return Ok(fail("email_not_found"));
@@ -428,4 +538,73 @@ pub(crate) async fn error_page(_: &State, req: &Req, _: (), _: ()) -> Result<Rep
          <h1>Sign-in failed</h1>\n<p>Error: <code>{code}</code></p>\n{description}\n\
          <p>Go back to the application and try again.</p>\n</body></html>\n"
     )))
+}
+
+/// The callback of a link-social flow: the account goes to the user whose session started it
+/// (still alive), if the provider vouches for the address (or is trusted) and the address is
+/// the user's own. No new session.
+async fn link_account(
+    st: &State,
+    req: &Req,
+    provider: &Provider,
+    link: &state::Link,
+    profile: &Profile,
+    tokens: &TokenSet,
+) -> Result<Result<(), &'static str>, AuthError> {
+    let cipher = state::purpose_cipher(&st.config.secret, state::LINK_PURPOSE)?;
+    let session_token = cipher.open_token(&link.encrypted_session_token);
+    let conn = st.db.conn().await?;
+    let found = store::session_with_user(&conn, &session_token).await?;
+    drop(conn);
+    let Some((session, user)) = found else {
+        return Ok(Err("unable_to_link_account"));
+    };
+    if user.id != link.user_id || session.expires_at <= Utc::now() {
+        return Ok(Err("unable_to_link_account"));
+    }
+    let trusted = st
+        .config
+        .social
+        .trusted_providers
+        .iter()
+        .any(|p| p == provider.id());
+    if !(trusted || profile.email_verified) {
+        return Ok(Err("unable_to_link_account"));
+    }
+    let email = profile.email.as_deref().unwrap_or_default();
+    if !email.eq_ignore_ascii_case(&link.email) {
+        return Ok(Err("email_does_not_match"));
+    }
+    let encrypt = st
+        .config
+        .social
+        .encrypt_tokens
+        .then(|| KeyCipher::new(&st.config.secret));
+    let stored = Stored::seal(tokens, encrypt.as_ref())?;
+    let mut conn = st.db.conn().await?;
+    let tx = conn.transaction().await?;
+    match accounts::find(&tx, provider.id(), &profile.id).await? {
+        Some(account) if account.user_id != user.id => {
+            return Ok(Err("account_already_linked_to_different_user"));
+        }
+        Some(account) => {
+            accounts::update_tokens(&tx, &account.id, &stored).await?;
+            accounts::merge_scope(&tx, &account.id, tokens.scope.as_deref()).await?;
+        }
+        None => {
+            accounts::insert(&tx, &user.id, provider.id(), &profile.id, &stored).await?;
+        }
+    }
+    let event = Event::SocialSignIn {
+        provider: provider.id().to_string(),
+        outcome: "linked",
+    };
+    audit::record(
+        &tx,
+        &event,
+        &Actor::of(st, req).user(&user.id).session(&session.id),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Ok(()))
 }

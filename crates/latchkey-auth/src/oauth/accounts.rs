@@ -183,6 +183,42 @@ pub(crate) async fn update_tokens(c: &impl Sql, id: &str, t: &Stored) -> Result<
     Ok(())
 }
 
+/// Adds the scopes of `granted` (whitespace- or comma-separated) to the account's, keeping
+/// the order and dropping repeats (a second link-social with more scopes).
+pub(crate) async fn merge_scope(
+    c: &impl Sql,
+    id: &str,
+    granted: Option<&str>,
+) -> Result<(), StoreError> {
+    let Some(granted) = granted else {
+        return Ok(());
+    };
+    let row = c
+        .row(
+            r#"select "scope" from "account" where "id" = $1"#,
+            &[text(&id)],
+        )
+        .await?;
+    let current: Option<String> = row.get(0);
+    let mut scopes: Vec<String> = Vec::new();
+    for s in current
+        .as_deref()
+        .unwrap_or_default()
+        .split([',', ' '])
+        .chain(granted.split([',', ' ']))
+    {
+        if !s.is_empty() && !scopes.iter().any(|x| x == s) {
+            scopes.push(s.to_string());
+        }
+    }
+    c.exec(
+        r#"update "account" set "scope" = $2 where "id" = $1"#,
+        &[text(&id), text(&scopes.join(","))],
+    )
+    .await?;
+    Ok(())
+}
+
 /// How many accounts (the credential one included) the user has.
 pub(crate) async fn count(c: &impl Sql, user_id: &str) -> Result<i64, StoreError> {
     let row = c

@@ -5,8 +5,14 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::error::AuthError;
+use crate::keys::KeyCipher;
 
 pub(crate) const IDENTIFIER_PREFIX: &str = "auth-state:";
 /// The row's lifetime (the cookie's is 300 s).
@@ -32,7 +38,7 @@ pub(crate) struct FlowState {
     )]
     pub(crate) new_user_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub(crate) link: Option<serde_json::Value>,
+    pub(crate) link: Option<Link>,
     /// Epoch milliseconds.
     #[serde(rename = "expiresAt")]
     pub(crate) expires_at: i64,
@@ -62,9 +68,57 @@ pub(crate) fn code_challenge(verifier: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
 }
 
+/// The `link` member of a link-social state: who asked, and their session, sealed so that the
+/// row does not hand out a credential.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Link {
+    #[serde(rename = "userId")]
+    pub(crate) user_id: String,
+    pub(crate) email: String,
+    #[serde(rename = "encryptedSessionToken")]
+    pub(crate) encrypted_session_token: String,
+}
+
+/// Better-Auth's purpose keys (`crypto/purpose.mjs`): HKDF-SHA256 of the secret with salt
+/// `better-auth:oauth-encryption:v1` and info `better-auth:<purpose>:v1`, 32 bytes; the cipher
+/// key is then SHA-256 of that output's lower-hex string, which is exactly what
+/// [`KeyCipher::new`] does with a secret.
+pub(crate) fn purpose_cipher(secret: &SecretString, purpose: &str) -> Result<KeyCipher, AuthError> {
+    let mac = |key: &[u8], data: &[&[u8]]| {
+        // HMAC takes keys of any length: the error case does not happen.
+        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key)
+            .map_err(|_| AuthError::internal("HMAC key refused"))?;
+        for d in data {
+            m.update(d);
+        }
+        Ok::<_, AuthError>(m.finalize().into_bytes())
+    };
+    let prk = mac(
+        b"better-auth:oauth-encryption:v1",
+        &[secret.expose_secret().as_bytes()],
+    )?;
+    let info = format!("better-auth:{purpose}:v1");
+    let okm = Zeroizing::new(hex::encode(mac(&prk, &[info.as_bytes(), &[1u8]])?));
+    Ok(KeyCipher::new(&SecretString::from(
+        okm.as_str().to_string(),
+    )))
+}
+
+pub(crate) const LINK_PURPOSE: &str = "oauth-link-session-token";
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn purpose_keys_differ_by_purpose() {
+        // The purpose key is deterministic per secret and purpose, and differs between them.
+        let a = purpose_cipher(&SecretString::from("s".repeat(32)), LINK_PURPOSE).unwrap();
+        let sealed = a.seal_hex(b"token").unwrap();
+        assert_eq!(a.open_token(&sealed).as_str(), "token");
+        let b = purpose_cipher(&SecretString::from("s".repeat(32)), "oauth-state-cookie").unwrap();
+        assert_ne!(b.open_token(&sealed).as_str(), "token");
+    }
 
     #[test]
     fn rfc_7636_appendix_b() {
