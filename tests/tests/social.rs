@@ -944,3 +944,116 @@ fn link_social_adds_an_account_to_the_signed_in_user() {
         .send()
         .expect(401);
 }
+
+/// An ID token straight from the OP for `client` (the app's own provider SDK would hold one):
+/// the authorization flow up to the redirect, then the token request.
+fn id_token_from_op(
+    s: &Stack,
+    client: &str,
+    secret: &str,
+    basic: bool,
+    hint: &str,
+    nonce: &str,
+) -> String {
+    use latchkey_e2e::oauth_peers::{follow, form_encode, pkce_pair, with_query};
+    let (verifier, challenge) = pkce_pair();
+    let callback = format!(
+        "{}/api/auth/callback/{}",
+        s.auth.url(),
+        if client == "lk-corp" {
+            "corp"
+        } else {
+            "google"
+        }
+    );
+    let url = with_query(
+        &format!("{}/auth", s.op.issuer()),
+        &[
+            ("response_type", "code"),
+            ("client_id", client),
+            ("redirect_uri", &callback),
+            ("scope", "openid email profile"),
+            ("state", "st"),
+            ("nonce", nonce),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+            ("login_hint", hint),
+        ],
+    );
+    let mut jar = latchkey_e2e::CookieJar::new();
+    let out = follow(&url, &mut jar, &callback);
+    out.assert_reached();
+    let code = out.param("code").unwrap();
+    let token_endpoint = s.op.discovery()["token_endpoint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut pairs = vec![
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", callback.as_str()),
+        ("code_verifier", verifier.as_str()),
+    ];
+    let mut req = Client::new(&s.op.issuer()).post(&token_endpoint);
+    if basic {
+        use base64::Engine;
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{client}:{secret}"));
+        req = req.header("authorization", &format!("Basic {auth}"));
+    } else {
+        pairs.push(("client_id", client));
+        pairs.push(("client_secret", secret));
+    }
+    let resp = req
+        .body("application/x-www-form-urlencoded", form_encode(&pairs))
+        .send();
+    resp.expect(200);
+    resp.json()["id_token"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn sign_in_with_an_id_token_from_the_provider() {
+    let s = start(|s| s);
+    let email = random_email();
+    s.op.set_user(
+        &email,
+        json!({"sub": "sub-idt", "email_verified": true, "name": "Ida"}),
+    );
+    let token = id_token_from_op(&s, "lk-corp", CORP_SECRET, true, &email, "n-123");
+    let post = |body: Value| {
+        s.auth
+            .browser()
+            .post("/api/auth/sign-in/social")
+            .json(&body)
+            .send()
+    };
+    // A nonce other than the token's: refused.
+    post(json!({"provider": "corp", "idToken": {"token": token, "nonce": "n-other"}}))
+        .expect_error(401, "INVALID_TOKEN");
+    // A token for another client (audience): refused.
+    let google_token = id_token_from_op(&s, "lk-google", GOOGLE_SECRET, false, &email, "n-g");
+    post(json!({"provider": "corp", "idToken": {"token": google_token}}))
+        .expect_error(401, "INVALID_TOKEN");
+    // A forged signature: refused.
+    let mut forged = token.clone();
+    forged.pop();
+    forged.push(if token.ends_with('A') { 'B' } else { 'A' });
+    post(json!({"provider": "corp", "idToken": {"token": forged}}))
+        .expect_error(401, "INVALID_TOKEN");
+    post(json!({"provider": "github", "idToken": {"token": token}}))
+        .expect_error(401, "INVALID_TOKEN");
+    assert_eq!(s.count(r#"select count(*) from "user""#), 0);
+
+    let resp = post(json!({"provider": "corp", "idToken": {"token": token, "nonce": "n-123"}}));
+    resp.expect(200);
+    let body = resp.json();
+    assert_eq!(body["redirect"], false);
+    assert_eq!(body["user"]["email"], email.as_str());
+    assert!(body["token"].as_str().is_some());
+    assert!(resp.header("set-auth-token").is_some());
+    let account: Option<String> = s.auth.db.query(
+        r#"select "idToken" from "account" where "providerId" = 'corp' and "accountId" = 'sub-idt'"#,
+        &[],
+    )[0]
+    .get(0);
+    assert_eq!(account.as_deref(), Some(token.as_str()));
+}

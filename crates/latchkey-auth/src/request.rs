@@ -242,6 +242,19 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// An optional JSON object (its members are read by the caller); anything else is a
+    /// recorded problem.
+    pub(crate) fn opt_object(&mut self, name: &str) -> Option<Map<String, Value>> {
+        match self.map.get(name) {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(o)) => Some(o.clone()),
+            Some(_) => {
+                self.wrong(name, "object");
+                None
+            }
+        }
+    }
+
     /// An optional list of strings: absent or null → empty.
     pub(crate) fn opt_strings(&mut self, name: &str) -> Vec<String> {
         match self.map.get(name) {

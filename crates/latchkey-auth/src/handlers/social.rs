@@ -4,7 +4,7 @@
 
 use chrono::Utc;
 use http::StatusCode;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::email::{api_url, mail_enabled, queue_verification};
 use crate::audit::{self, Actor, Event};
@@ -28,7 +28,16 @@ pub(crate) struct SignInSocial {
     disable_redirect: bool,
     scopes: Vec<String>,
     login_hint: Option<String>,
-    id_token: bool,
+    id_token: Option<IdTokenSignIn>,
+}
+
+/// `idToken: {token, nonce?, accessToken?, refreshToken?}`: a sign-in with an ID token the
+/// app got from the provider itself (Google One Tap, a native SDK).
+struct IdTokenSignIn {
+    token: String,
+    nonce: Option<String>,
+    access_token: Option<String>,
+    refresh_token: Option<String>,
 }
 
 impl FromBody for SignInSocial {
@@ -41,7 +50,15 @@ impl FromBody for SignInSocial {
             disable_redirect: f.opt_bool("disableRedirect").unwrap_or(false),
             scopes: f.opt_strings("scopes"),
             login_hint: f.opt_string("loginHint"),
-            id_token: f.has("idToken"),
+            id_token: f.opt_object("idToken").and_then(|o| {
+                let text = |k: &str| o.get(k).and_then(Value::as_str).map(str::to_string);
+                Some(IdTokenSignIn {
+                    token: text("token")?,
+                    nonce: text("nonce"),
+                    access_token: text("accessToken"),
+                    refresh_token: text("refreshToken"),
+                })
+            }),
         }
     }
 }
@@ -50,7 +67,7 @@ impl FromBody for SignInSocial {
 /// Better-Auth) and the signed state cookie.
 pub(crate) async fn sign_in_social(
     st: &State,
-    _: &Req,
+    req: &Req,
     _: (),
     body: SignInSocial,
 ) -> Result<Reply, AuthError> {
@@ -84,11 +101,9 @@ pub(crate) async fn sign_in_social(
             "Provider not found",
         ));
     };
-    if body.id_token {
-        return Err(AuthError::bad_request(
-            "ID_TOKEN_NOT_SUPPORTED",
-            "Sign-in with a provider ID token is not supported yet; use the redirect flow",
-        ));
+    if let Some(id_token) = body.id_token {
+        let callback = body.callback.unwrap_or_else(|| "/".to_string());
+        return sign_in_with_id_token(st, req, provider, id_token, &callback).await;
     }
     let flow = Flow {
         callback: body.callback,
@@ -254,6 +269,65 @@ pub(crate) async fn link_social(
     start_flow(st, provider, flow).await
 }
 
+/// The `idToken` variant: the token verified as on a callback (signature at the provider's
+/// JWKS, `iss`, `aud` = our client id, `exp`, `iat`, and the nonce when one is given), then the
+/// same user rules; answers `{"redirect":false,"token","user"}` with the session cookie.
+async fn sign_in_with_id_token(
+    st: &State,
+    req: &Req,
+    provider: &Provider,
+    id_token: IdTokenSignIn,
+    callback: &str,
+) -> Result<Reply, AuthError> {
+    let profile = match provider
+        .verify_id_token(&id_token.token, id_token.nonce.as_deref())
+        .await
+    {
+        Ok(p) => p,
+        Err(ProviderError::Unavailable(d)) => {
+            return Err(unavailable(ProviderError::Unavailable(d)))
+        }
+        Err(e) => {
+            tracing::info!(provider = %provider.id(), "idToken sign-in: {e}");
+            return Err(AuthError::api(
+                StatusCode::UNAUTHORIZED,
+                "INVALID_TOKEN",
+                "Invalid token",
+            ));
+        }
+    };
+    if profile.email.is_none() {
+        return Err(AuthError::api(
+            StatusCode::UNAUTHORIZED,
+            "EMAIL_NOT_FOUND",
+            "The ID token has no email",
+        ));
+    }
+    let tokens = TokenSet {
+        access_token: id_token.access_token.map(secrecy::SecretString::from),
+        refresh_token: id_token.refresh_token.map(secrecy::SecretString::from),
+        id_token: Some(id_token.token),
+        expires_in: None,
+        refresh_token_expires_in: None,
+        scope: None,
+    };
+    match sign_in_with(st, req, provider, &profile, &tokens, callback).await? {
+        Ok((user, _, session_token)) => {
+            let reply =
+                Reply::json(json!({"redirect": false, "token": session_token, "user": user}));
+            Ok(st.with_session(reply, &session_token, true))
+        }
+        Err(code) => Err(AuthError::api(
+            StatusCode::UNAUTHORIZED,
+            match code {
+                "account_not_linked" => "ACCOUNT_NOT_LINKED",
+                _ => "UNABLE_TO_CREATE_USER",
+            },
+            code.replace('_', " "),
+        )),
+    }
+}
+
 fn unavailable(e: ProviderError) -> AuthError {
     tracing::warn!("{e}");
     AuthError::api(
@@ -414,7 +488,7 @@ pub(crate) async fn callback(st: &State, req: &Req, _: (), _: ()) -> Result<Repl
         return Ok(fail("email_not_found"));
     }
     let (user, is_new, session_token) =
-        match sign_in_with(st, req, provider, &profile, &tokens, &flow).await? {
+        match sign_in_with(st, req, provider, &profile, &tokens, &flow.callback_url).await? {
             Ok(done) => done,
             Err(code) => return Ok(fail(code)),
         };
@@ -442,7 +516,8 @@ async fn sign_in_with(
     provider: &Provider,
     profile: &Profile,
     tokens: &TokenSet,
-    flow: &FlowState,
+    // Where the verification mail of a new, unverified user leads.
+    callback_url: &str,
 ) -> Result<Result<(User, bool, String), &'static str>, AuthError> {
     let email = profile.email.clone().unwrap_or_default().to_lowercase();
     let cipher = st
@@ -504,7 +579,7 @@ async fn sign_in_with(
                 };
                 accounts::insert(&tx, &user.id, provider.id(), &profile.id, &stored).await?;
                 if !user.email_verified && st.config.email.send_on_sign_up && mail_enabled(st) {
-                    queue_verification(st, &tx, &user, Some(&flow.callback_url)).await?;
+                    queue_verification(st, &tx, &user, Some(callback_url)).await?;
                 }
                 (user, "new_user")
             }

@@ -453,6 +453,28 @@ impl Provider {
         })
     }
 
+    /// An ID token handed to us directly (sign-in with `idToken`): verified as on a callback;
+    /// the profile is its claims.
+    pub(crate) async fn verify_id_token(
+        &self,
+        token: &str,
+        nonce: Option<&str>,
+    ) -> Result<Profile, ProviderError> {
+        if self.config.kind == Kind::Github {
+            return Err(ProviderError::UserInfo("GitHub issues no ID tokens".into()));
+        }
+        let e = self.endpoints().await?;
+        let tokens = TokenSet {
+            access_token: None,
+            refresh_token: None,
+            id_token: Some(token.to_string()),
+            expires_in: None,
+            refresh_token_expires_in: None,
+            scope: None,
+        };
+        self.oidc_profile(&e, &tokens, nonce).await
+    }
+
     async fn oidc_profile(
         &self,
         e: &Endpoints,
