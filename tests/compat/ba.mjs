@@ -6,13 +6,15 @@
 // until SIGTERM, configured by env:
 //   DATABASE_URL, BETTER_AUTH_SECRET, BETTER_AUTH_URL (http://127.0.0.1:PORT; the port is
 //   taken from it), BETTER_AUTH_TRUSTED_ORIGINS (read by Better-Auth itself), JWT_ALG,
-//   BA_MIGRATE=1 to run Better-Auth's own migrator first.
+//   BA_MIGRATE=1 to run Better-Auth's own migrator first; OIDC_ISSUER, OIDC_CLIENT_ID,
+//   OIDC_CLIENT_SECRET add the OpenID provider `corp` (genericOAuth by discovery,
+//   client_secret_basic) with provider tokens encrypted at rest (encryptOAuthTokens).
 
 import http from "node:http";
 import { betterAuth } from "better-auth";
 import { getMigrations } from "better-auth/db/migration";
 import { toNodeHandler } from "better-auth/node";
-import { bearer, jwt } from "better-auth/plugins";
+import { bearer, genericOAuth, jwt } from "better-auth/plugins";
 import pg from "pg";
 
 /** What the send callbacks were handed, newest last: `{kind, email, url, token}`. */
@@ -41,9 +43,31 @@ export function baOptions({ databaseUrl, secret, baseURL, alg = "EdDSA", pool })
         sendDeleteAccountVerification: async ({ user, url, token }) => { sentMail.push({ kind: "delete-account", email: user.email, url, token }); },
       },
     },
-    plugins: [jwt(jwtOptions), bearer()],
+    plugins: [jwt(jwtOptions), bearer(), ...oidcPlugins()],
+    ...(process.env.OIDC_ISSUER ? { account: { encryptOAuthTokens: true } } : {}),
     telemetry: { enabled: false },
   };
+}
+
+/** The provider `corp` of the social sign-in checks, when the environment names one. */
+function oidcPlugins() {
+  const issuer = process.env.OIDC_ISSUER;
+  if (!issuer) return [];
+  return [
+    genericOAuth({
+      config: [
+        {
+          providerId: "corp",
+          discoveryUrl: `${issuer}/.well-known/openid-configuration`,
+          clientId: process.env.OIDC_CLIENT_ID,
+          clientSecret: process.env.OIDC_CLIENT_SECRET,
+          scopes: ["openid", "email", "profile", "offline_access"],
+          pkce: true,
+          authentication: "basic",
+        },
+      ],
+    }),
+  ];
 }
 
 /** Better-Auth's own migrator on `databaseUrl`. Returns what it found to do (before doing it). */

@@ -13,7 +13,7 @@
 import pg from "pg";
 import { SignJWT } from "jose";
 import {
-  assert, done, env, fails, http, jwtHeader, makeClient, ok, query, randomEmail, step, verifyJwt,
+  assert, done, env, fails, follow, http, jwtHeader, makeClient, ok, query, randomEmail, step, verifyJwt,
 } from "./lib.mjs";
 
 const AUTH = env("AUTH_URL").replace(/\/$/, "");
@@ -26,6 +26,12 @@ const ISS = new URL(AUTH).origin;
 const JWKS = `${AUTH}/api/auth/jwks`;
 const WELL_KNOWN = `${AUTH}/.well-known/jwks.json`;
 const SKIP_WELL_KNOWN = process.env.SKIP_WELL_KNOWN === "1"; // for a real BA server
+// The OpenID provider `corp` (oidc-provider on loopback), and users it knows: SOCIAL_EMAIL
+// (subject SOCIAL_SUB, verified), SOCIAL_LINK_EMAIL (for link-social).
+const OIDC_ISSUER = process.env.OIDC_ISSUER || "";
+const SOCIAL_EMAIL = process.env.SOCIAL_EMAIL || "";
+const SOCIAL_SUB = process.env.SOCIAL_SUB || "";
+const SOCIAL_LINK_EMAIL = process.env.SOCIAL_LINK_EMAIL || "";
 
 const PASSWORD = "correct horse battery";
 const NEW_PASSWORD = "staple battery horse 2";
@@ -377,6 +383,56 @@ await step("change email and delete the account through the official client", as
   assert.deepEqual(gone, { success: true, message: "User deleted" });
   assert.equal(ok(await C.client.getSession()), null, "signed out");
   assert.equal((await query(DB, `SELECT count(*)::int AS n FROM "user" WHERE id = $1`, [uid]))[0].n, 0);
+});
+
+await step("social sign-in, accounts and provider tokens through the official client", async () => {
+  if (!OIDC_ISSUER) return;
+  const S = makeClient(AUTH);
+  const begun = ok(await S.client.signIn.social({
+    provider: "corp", callbackURL: "/dash", newUserCallbackURL: "/welcome", errorCallbackURL: "/oops",
+    loginHint: SOCIAL_EMAIL, disableRedirect: true,
+  }), "signIn.social");
+  assert.equal(begun.redirect, false);
+  assert.ok(begun.url.startsWith(`${OIDC_ISSUER}/auth?response_type=code&client_id=lk-corp&state=`), begun.url);
+  assert.ok(S.jar.get("better-auth.state"), "the state cookie");
+  const leaves = (u) => u.startsWith(AUTH) && !u.includes("/api/auth/");
+  const end = await follow(begun.url, S.jar, leaves);
+  assert.equal(end.url, `${AUTH}/welcome`, `a new user lands on newUserCallbackURL: ${JSON.stringify(end.hops)}`);
+  const session = ok(await S.client.getSession(), "getSession");
+  assert.equal(session.user.email, SOCIAL_EMAIL);
+  assert.equal(session.user.emailVerified, true);
+  const accounts = ok(await S.client.listAccounts(), "listAccounts");
+  const corp = accounts.find((a) => a.providerId === "corp");
+  assert.ok(corp, JSON.stringify(accounts));
+  assert.equal(corp.accountId, SOCIAL_SUB);
+  assert.equal(corp.accessToken, undefined, "no tokens in list-accounts");
+  const t = ok(await S.client.getAccessToken({ accountId: corp.id }), "getAccessToken");
+  assert.ok(typeof t.accessToken === "string" && t.accessToken.length > 10, JSON.stringify(t));
+  const userinfo = await fetch(`${OIDC_ISSUER}/me`, { headers: { authorization: `Bearer ${t.accessToken}` } });
+  assert.equal(userinfo.status, 200, "the access token works at the provider");
+  const r = ok(await S.client.refreshToken({ accountId: corp.id }), "refreshToken");
+  assert.ok(r.accessToken && r.accessToken !== t.accessToken, JSON.stringify(r));
+  const info = ok(await S.client.accountInfo({ query: { accountId: corp.id } }), "accountInfo");
+  assert.equal(info.user.email, SOCIAL_EMAIL);
+  // A second sign-in: the same user, the callbackURL.
+  const S2 = makeClient(AUTH);
+  const again = ok(await S2.client.signIn.social({ provider: "corp", callbackURL: "/dash", newUserCallbackURL: "/welcome", loginHint: SOCIAL_EMAIL, disableRedirect: true }));
+  assert.equal((await follow(again.url, S2.jar, leaves)).url, `${AUTH}/dash`);
+  // link-social for an email/password user with the same address at the provider.
+  if (SOCIAL_LINK_EMAIL) {
+    const L = makeClient(AUTH);
+    ok(await L.client.signUp.email({ name: "Lin", email: SOCIAL_LINK_EMAIL, password: PASSWORD }), "signUp");
+    const linked = ok(await L.client.linkSocial({ provider: "corp", callbackURL: "/linked", loginHint: SOCIAL_LINK_EMAIL, disableRedirect: true }), "linkSocial");
+    assert.equal((await follow(linked.url, L.jar, leaves)).url, `${AUTH}/linked`);
+    const mine = ok(await L.client.listAccounts(), "listAccounts after link");
+    assert.deepEqual(mine.map((a) => a.providerId).sort(), ["corp", "credential"]);
+    const linkedCorp = mine.find((a) => a.providerId === "corp");
+    assert.equal(ok(await L.client.unlinkAccount({ accountId: linkedCorp.id }), "unlinkAccount").status, true);
+    assert.deepEqual(ok(await L.client.listAccounts()).map((a) => a.providerId), ["credential"]);
+    const credential = ok(await L.client.listAccounts()).find((a) => a.providerId === "credential");
+    fails(await L.client.unlinkAccount({ accountId: credential.id }), 400, "FAILED_TO_UNLINK_LAST_ACCOUNT", "last account");
+  }
+  fails(await S.client.signIn.social({ provider: "nope" }), 404, "PROVIDER_NOT_FOUND", "unknown provider");
 });
 
 await step("HTTP conventions the client relies on (404, 415, error shape)", async () => {

@@ -94,6 +94,30 @@ export class CookieJar {
 }
 
 /**
+ * Follows redirects from `url` like a browser (GET, cookies from one jar for every
+ * 127.0.0.1 port, as browsers do not separate cookies by port), until a redirect leaves for a
+ * URL for which `stop(url)` is true (not requested), or an answer is not a redirect.
+ * Returns `{url, status, hops}`.
+ */
+export async function follow(url, jar, stop) {
+  const hops = [];
+  for (let i = 0; i < 20; i++) {
+    const headers = {};
+    const c = jar.header();
+    if (c) headers.cookie = c;
+    const res = await fetch(url, { redirect: "manual", headers });
+    jar.update(res);
+    const location = res.headers.get("location");
+    hops.push({ url, status: res.status, location });
+    if (res.status < 300 || res.status >= 400 || !location) return { url, status: res.status, hops };
+    const next = new URL(location, url).href;
+    if (stop(next)) return { url: next, status: res.status, hops };
+    url = next;
+  }
+  throw new Error(`more than 20 redirects: ${JSON.stringify(hops)}`);
+}
+
+/**
  * The official client, wired like a browser on `origin` (cookie jar + Origin header), or in
  * bearer mode (`{bearer: true}`: token from `set-auth-token`, no cookies, Origin only for the
  * sign-in/up calls that need it).

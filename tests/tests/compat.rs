@@ -24,8 +24,10 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use latchkey_e2e::daemon::log_dir;
+use latchkey_e2e::oauth_peers::{OidcClient, OidcProvider};
 use latchkey_e2e::stack::{Api, Auth, TRUSTED_ORIGIN};
 use latchkey_e2e::{cluster, free_port, proc, Client, Daemon};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(240);
@@ -241,7 +243,13 @@ struct NodeServer {
 }
 
 impl NodeServer {
-    fn start_ba(db_url: &str, secret: &str, port: u16, alg: &str) -> NodeServer {
+    fn start_ba(
+        db_url: &str,
+        secret: &str,
+        port: u16,
+        alg: &str,
+        extra_env: &[(&str, String)],
+    ) -> NodeServer {
         setup();
         let log_path = log_dir().join(format!("compat-ba-{}-{port}.log", std::process::id()));
         let log = std::fs::File::create(&log_path).unwrap();
@@ -257,7 +265,8 @@ impl NodeServer {
             .env("BETTER_AUTH_URL", format!("http://127.0.0.1:{port}"))
             .env("BETTER_AUTH_TRUSTED_ORIGINS", TRUSTED_ORIGIN)
             .env("JWT_ALG", alg)
-            .env("BA_MIGRATE", "1");
+            .env("BA_MIGRATE", "1")
+            .envs(extra_env.iter().map(|(k, v)| (*k, v.as_str())));
         let child = proc::spawn_tied(cmd, libc::SIGKILL).expect("cannot start node ba.mjs");
         let mut server = NodeServer { child, log_path };
         let client =
@@ -313,6 +322,80 @@ fn state_file(name: &str) -> String {
 /// The two settings whose defaults are stricter than Better-Auth's (raw bearer tokens refused,
 /// other sessions' tokens left out of list-sessions), set back to Better-Auth's behaviour for
 /// the scripts that assert it exchange by exchange.
+/// The OpenID provider `corp` of the social sign-in checks (oidc-provider on loopback), with
+/// two users: one who signs up through it, one who links it to a password account.
+struct Social {
+    op: OidcProvider,
+    email: String,
+    sub: String,
+    link_email: String,
+}
+
+const CORP_CLIENT_SECRET: &str = "compat-corp-secret";
+
+impl Social {
+    /// A provider whose client `lk-corp` (client_secret_basic) may return to the auth server
+    /// on `port`.
+    fn start(port: u16) -> Social {
+        let callback = format!("http://127.0.0.1:{port}/api/auth/callback/corp");
+        let op = OidcProvider::builder()
+            .client(OidcClient::new("lk-corp", CORP_CLIENT_SECRET, &callback).basic())
+            .start();
+        let email = latchkey_e2e::random_email();
+        let sub = format!("sub-{}", latchkey_e2e::random_string(12));
+        op.set_user(
+            &email,
+            json!({"sub": sub, "email_verified": true, "name": "Sofia"}),
+        );
+        let link_email = latchkey_e2e::random_email();
+        op.set_user(
+            &link_email,
+            json!({"sub": format!("sub-{}", latchkey_e2e::random_string(12)), "email_verified": true}),
+        );
+        Social {
+            op,
+            email,
+            sub,
+            link_email,
+        }
+    }
+
+    /// ba.mjs: genericOAuth `corp` with encrypted tokens.
+    fn ba_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("OIDC_ISSUER", self.op.issuer()),
+            ("OIDC_CLIENT_ID", "lk-corp".to_string()),
+            ("OIDC_CLIENT_SECRET", CORP_CLIENT_SECRET.to_string()),
+        ]
+    }
+
+    /// latchkey-auth: the same provider (its tokens are encrypted by default).
+    fn latchkey(&self, spec: latchkey_e2e::DaemonSpec) -> latchkey_e2e::DaemonSpec {
+        spec.env("LATCHKEY_PROVIDER_CORP_TYPE", "oidc")
+            .env("LATCHKEY_PROVIDER_CORP_ISSUER", self.op.issuer())
+            .env("LATCHKEY_PROVIDER_CORP_CLIENT_ID", "lk-corp")
+            .env("LATCHKEY_PROVIDER_CORP_CLIENT_SECRET", CORP_CLIENT_SECRET)
+            .env(
+                "LATCHKEY_PROVIDER_CORP_TOKEN_ENDPOINT_AUTH",
+                "client_secret_basic",
+            )
+            .env(
+                "LATCHKEY_PROVIDER_CORP_SCOPES",
+                "openid,email,profile,offline_access",
+            )
+    }
+
+    /// client.mjs: where the provider is and who signs in.
+    fn client_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("OIDC_ISSUER", self.op.issuer()),
+            ("SOCIAL_EMAIL", self.email.clone()),
+            ("SOCIAL_SUB", self.sub.clone()),
+            ("SOCIAL_LINK_EMAIL", self.link_email.clone()),
+        ]
+    }
+}
+
 fn as_better_auth(spec: latchkey_e2e::DaemonSpec) -> latchkey_e2e::DaemonSpec {
     spec.env("LATCHKEY_REQUIRE_SIGNED_BEARER", "false")
         .env("LATCHKEY_LIST_SESSION_TOKENS", "all")
@@ -324,7 +407,17 @@ fn as_better_auth(spec: latchkey_e2e::DaemonSpec) -> latchkey_e2e::DaemonSpec {
 }
 
 fn official_client_against_latchkey(alg: &str) {
-    let auth = Auth::start_with(|s| as_better_auth(s.env("LATCHKEY_JWT_ALG", alg)));
+    // The provider must know the auth server's callback before the server starts.
+    let port = free_port();
+    let social = Social::start(port);
+    let db = cluster().create_db();
+    let secret = secret();
+    let spec = as_better_auth(Auth::spec(&db, &secret, port).env("LATCHKEY_JWT_ALG", alg));
+    let auth = Auth {
+        daemon: Daemon::start(social.latchkey(spec)),
+        db,
+        secret,
+    };
     let api = Api::start(&auth);
     // The main run signs in dozens of times from one address; the 429 check gets a server of
     // its own with the default rate limit on.
@@ -344,8 +437,17 @@ fn official_client_against_latchkey(alg: &str) {
             ("JWT_ALG", alg.to_string()),
             ("RATE_LIMITED_AUTH_URL", limited.url()),
             ("VERIFY_SECRET", auth.secret.clone()),
-        ],
-        &|| logs(&[&auth.daemon, &api.daemon, &limited.daemon]),
+        ]
+        .into_iter()
+        .chain(social.client_env())
+        .collect::<Vec<_>>(),
+        &|| {
+            format!(
+                "{}\n--- provider ---\n{}",
+                logs(&[&auth.daemon, &api.daemon, &limited.daemon]),
+                social.op.log()
+            )
+        },
     );
 }
 
@@ -371,7 +473,8 @@ fn official_client_against_real_better_auth() {
     let db = cluster().create_db();
     let port = free_port();
     let secret = secret();
-    let ba = NodeServer::start_ba(&db.url, &secret, port, "EdDSA");
+    let social = Social::start(port);
+    let ba = NodeServer::start_ba(&db.url, &secret, port, "EdDSA", &social.ba_env());
     run_node(
         "client-better-auth",
         &["client.mjs"],
@@ -382,8 +485,11 @@ fn official_client_against_real_better_auth() {
             ("VERIFY_SECRET", secret.clone()),
             // Better-Auth has no /.well-known/jwks.json (latchkey adds it).
             ("SKIP_WELL_KNOWN", "1".to_string()),
-        ],
-        &|| ba.log(),
+        ]
+        .into_iter()
+        .chain(social.client_env())
+        .collect::<Vec<_>>(),
+        &|| format!("{}\n--- provider ---\n{}", ba.log(), social.op.log()),
     );
 }
 
