@@ -18,7 +18,7 @@
 import fs from "node:fs";
 import { migrateBA, sentMail, startBA } from "./ba.mjs";
 import {
-  assert, credentialHash, done, env, fails, http, jwtHeader, makeClient, ok, query, randomEmail, step, verifyJwt,
+  assert, credentialHash, done, env, fails, follow, http, jwtHeader, makeClient, ok, query, randomEmail, step, verifyJwt,
 } from "./lib.mjs";
 
 const phase = process.argv[2];
@@ -229,6 +229,48 @@ if (phase === "check") {
         ok(await S.client.resetPassword({ newPassword: "reset password 2", token: token2 }), "resetPassword on BA");
         fails(await L.client.resetPassword({ newPassword: "reset password 3", token: token2 }), 400, "INVALID_TOKEN", "used on BA");
         ok(await makeClient(AUTH).client.signIn.email({ email: u.email, password: "reset password 2" }), "BA's new password on latchkey");
+      });
+      if (process.env.OIDC_ISSUER) await step("side by side: a social sign-in started on Better-Auth finishes on latchkey and the reverse; each reads the other's sealed provider tokens", async () => {
+        const issuer = process.env.OIDC_ISSUER;
+        const leaves = (u) => !u.includes("/api/auth/") && (u.startsWith(AUTH) || u.startsWith(BA));
+        const works = async (accessToken, what) => {
+          const r = await fetch(`${issuer}/me`, { headers: { authorization: `Bearer ${accessToken}` } });
+          assert.equal(r.status, 200, `${what}: the access token works at the provider`);
+        };
+        // Started on Better-Auth (its state row, its signed state cookie, its PKCE verifier and
+        // nonce); the provider sends the browser to the public URL, which is latchkey.
+        const S = makeClient(BA, { origin: AUTH });
+        const begun = ok(await S.client.signIn.social({ provider: "corp", callbackURL: "/dash", loginHint: process.env.SOCIAL_EMAIL, disableRedirect: true }), "signIn.social on BA");
+        const end = await follow(begun.url, S.jar, leaves);
+        assert.equal(end.url, `${AUTH}/dash`, `finished on latchkey: ${JSON.stringify(end.hops)}`);
+        const callbackHop = end.hops.find((h) => h.url.startsWith(`${AUTH}/api/auth/callback/corp`));
+        assert.ok(callbackHop, "latchkey answered the callback");
+        const L = makeClient(AUTH);
+        L.jar.cookies = new Map(S.jar.cookies);
+        const accounts = ok(await L.client.listAccounts(), "listAccounts on latchkey");
+        const corp = accounts.find((a) => a.providerId === "corp");
+        assert.equal(corp.accountId, process.env.SOCIAL_SUB);
+        const stored = (await sql(`SELECT "accessToken" FROM "account" WHERE id = $1`, [corp.id]))[0].accessToken;
+        assert.match(stored, /^[0-9a-f]+$/, "latchkey sealed the token");
+        // Better-Auth (encryptOAuthTokens) opens latchkey's sealed token.
+        const onBA = makeClient(BA, { origin: AUTH });
+        onBA.jar.cookies = new Map(S.jar.cookies);
+        const fromBA = ok(await onBA.client.getAccessToken({ accountId: corp.id }), "getAccessToken on BA");
+        await works(fromBA.accessToken, "latchkey's token read by BA");
+
+        // The reverse: started on latchkey, the callback answered by Better-Auth.
+        const L2 = makeClient(AUTH);
+        const begun2 = ok(await L2.client.signIn.social({ provider: "corp", callbackURL: "/dash", loginHint: process.env.SOCIAL_LINK_EMAIL, disableRedirect: true }), "signIn.social on latchkey");
+        const atCallback = await follow(begun2.url, L2.jar, (u) => u.startsWith(`${AUTH}/api/auth/callback/corp`));
+        const onBaSide = atCallback.url.replace(AUTH, BA);
+        const end2 = await follow(onBaSide, L2.jar, leaves);
+        assert.equal(end2.url, `${BA}/dash`, `finished on BA: ${JSON.stringify(end2.hops)}`);
+        const mine = ok(await L2.client.listAccounts(), "listAccounts on latchkey (BA's session)");
+        const corp2 = mine.find((a) => a.providerId === "corp");
+        const stored2 = (await sql(`SELECT "accessToken" FROM "account" WHERE id = $1`, [corp2.id]))[0].accessToken;
+        assert.match(stored2, /^[0-9a-f]+$/, "Better-Auth sealed the token");
+        const fromLatchkey = ok(await L2.client.getAccessToken({ accountId: corp2.id }), "getAccessToken on latchkey");
+        await works(fromLatchkey.accessToken, "BA's token read by latchkey");
       });
       if (process.env.AUTH_LOG) await step("side by side: a change of address and a deletion mailed by Better-Auth finish on latchkey", async () => {
         const u = { name: "Cleo", email: randomEmail("cleo"), password: "cleo password 0" };

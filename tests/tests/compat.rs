@@ -541,16 +541,20 @@ fn database_from_better_auth(alg: &str) {
         &with(&[("BETTER_AUTH_URL", url.clone())]),
         &String::new,
     );
-    // latchkey-auth on the same database, secret and URL; latchkey-api in front.
+    // latchkey-auth on the same database, secret and URL; latchkey-api in front; both servers
+    // know the OpenID provider `corp`.
+    let social = Social::start(port);
     let auth = Daemon::start(
-        Auth::spec(&db, &secret, port)
-            .env("LATCHKEY_JWT_ALG", alg)
-            .env("LATCHKEY_KEY_RELOAD_INTERVAL", "1")
-            // Better-Auth's side has send callbacks; a reset crosses over between them.
-            .env("LATCHKEY_MAIL_TRANSPORT", "log")
-            // So does a change of address and a deletion (ba.mjs enables both).
-            .env("LATCHKEY_CHANGE_EMAIL", "true")
-            .env("LATCHKEY_DELETE_USER", "true"),
+        social.latchkey(
+            Auth::spec(&db, &secret, port)
+                .env("LATCHKEY_JWT_ALG", alg)
+                .env("LATCHKEY_KEY_RELOAD_INTERVAL", "1")
+                // Better-Auth's side has send callbacks; a reset crosses over between them.
+                .env("LATCHKEY_MAIL_TRANSPORT", "log")
+                // So does a change of address and a deletion (ba.mjs enables both).
+                .env("LATCHKEY_CHANGE_EMAIL", "true")
+                .env("LATCHKEY_DELETE_USER", "true"),
+        ),
     );
     let api = Api::start_with(&url, |s| s);
     api.wait_ready();
@@ -560,7 +564,11 @@ fn database_from_better_auth(alg: &str) {
         ("BA_SIDE_PORT", free_port().to_string()),
         // latchkey's mail goes to its log (LATCHKEY_MAIL_TRANSPORT=log): links are read there.
         ("AUTH_LOG", auth.log_path().display().to_string()),
-    ]);
+    ])
+    .into_iter()
+    .chain(social.ba_env())
+    .chain(social.client_env())
+    .collect::<Vec<_>>();
     run_node(
         &format!("from-ba-check-{alg}"),
         &["from-ba.mjs", "check"],
