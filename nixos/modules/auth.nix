@@ -24,7 +24,15 @@ let
   credentials =
     lib.optional (cfg.secretFile != null) "BETTER_AUTH_SECRET:${cfg.secretFile}"
     ++ lib.optional (cfg.databaseUrlFile != null) "DATABASE_URL:${cfg.databaseUrlFile}"
-    ++ lib.optional (cfg.smtpUrlFile != null) "LATCHKEY_SMTP_URL:${cfg.smtpUrlFile}";
+    ++ lib.optional (cfg.smtpUrlFile != null) "LATCHKEY_SMTP_URL:${cfg.smtpUrlFile}"
+    ++ lib.mapAttrsToList (
+      id: file: "LATCHKEY_PROVIDER_${lib.toUpper id}_CLIENT_SECRET:${file}"
+    ) cfg.providerSecretFiles;
+
+  # Provider tables that carry a secret, which belongs in providerSecretFiles.
+  providerTablesWithSecrets = lib.attrNames (
+    lib.filterAttrs (_: t: builtins.isAttrs t && t ? client_secret) (cfg.settings.providers or { })
+  );
 
   # The transport as the daemon will read it: the declared option, or the freeform key with
   # the prefix.
@@ -80,6 +88,26 @@ in
         relay on the loopback interface. Percent-encode `@` and `:` in the password.
         Required with `settings.mail_transport = "smtp"`.
       '';
+
+      providerSecretFiles = lib.mkOption {
+        type = lib.types.attrsOf (
+          lib.types.pathWith {
+            inStore = false;
+            absolute = true;
+          }
+        );
+        default = { };
+        example = {
+          github = "/run/secrets/latchkey/github-client-secret";
+        };
+        description = ''
+          Client secrets of the social sign-in providers, by provider id (the names of the
+          `settings.providers.<id>` tables): each file is handed to the service as the
+          credential `LATCHKEY_PROVIDER_<ID>_CLIENT_SECRET`, never copied into the Nix store.
+          A provider table itself holds only public values (`type`, `client_id`, `issuer`,
+          `scopes`, ...).
+        '';
+      };
 
       database = {
         createLocally = lib.mkOption {
@@ -194,10 +222,21 @@ in
         '';
       }
       (common.reservedSettingsAssertion "latchkey-auth" cfg.settings)
+      {
+        assertion = providerTablesWithSecrets == [ ];
+        message = ''
+          services.latchkey-auth.settings.providers.{${lib.concatStringsSep "," providerTablesWithSecrets}}:
+          client_secret must not be in the config file; use
+          services.latchkey-auth.providerSecretFiles.<id> (a file outside the Nix store).
+        '';
+      }
     ]
     ++ common.secretAssertions "latchkey-auth" {
       inherit (cfg) secretFile databaseUrlFile smtpUrlFile;
-    };
+    }
+    ++ common.secretAssertions "latchkey-auth" (
+      lib.mapAttrs' (id: file: lib.nameValuePair "providerSecretFiles.${id}" file) cfg.providerSecretFiles
+    );
 
     warnings =
       lib.optional (cfg.openFirewall && common.isLoopback cfg.listen.address)
