@@ -290,3 +290,60 @@ pub fn verify_cheap(password: &str, stored: &str) -> Option<Result<bool, ()>> {
         Some(_) => None,
     }
 }
+
+/// The email-link tokens (`email_token.rs`): what [`email_token_verify`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub struct EmailLink {
+    pub email: String,
+    pub user_id: String,
+    /// `updateTo`, for the change-email links.
+    pub update_to: Option<String>,
+    /// `verify`, `change-email-confirmation`, `change-email-verification`, `legacy-change`.
+    pub kind: &'static str,
+}
+
+fn link_of(c: crate::email_token::Claims) -> EmailLink {
+    use crate::email_token::Purpose;
+    let (kind, update_to) = match c.purpose {
+        Purpose::Verify => ("verify", None),
+        Purpose::ChangeConfirmation { update_to } => ("change-email-confirmation", Some(update_to)),
+        Purpose::ChangeVerification { update_to } => ("change-email-verification", Some(update_to)),
+        Purpose::LegacyChange { update_to } => ("legacy-change", Some(update_to)),
+    };
+    EmailLink {
+        email: c.email,
+        user_id: c.user_id,
+        update_to,
+        kind,
+    }
+}
+
+/// [`crate::email_token::verify`]: `None` for a refused token.
+pub fn email_token_verify(secret: &str, token: &str) -> Option<EmailLink> {
+    crate::email_token::verify(&SecretString::from(secret.to_string()), token)
+        .ok()
+        .map(link_of)
+}
+
+/// [`crate::email_token::sign`] of a verification (`update_to: None`) or change-confirmation
+/// token, valid for an hour.
+pub fn email_token_sign(
+    secret: &str,
+    email: &str,
+    user_id: &str,
+    update_to: Option<&str>,
+) -> String {
+    use crate::email_token::{Claims, Purpose};
+    let purpose = match update_to {
+        None => Purpose::Verify,
+        Some(to) => Purpose::ChangeConfirmation {
+            update_to: to.to_string(),
+        },
+    };
+    let claims = Claims {
+        email: email.to_string(),
+        user_id: user_id.to_string(),
+        purpose,
+    };
+    crate::email_token::sign(&SecretString::from(secret.to_string()), &claims, 3600)
+}
