@@ -9,6 +9,7 @@ use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, P
 use jsonwebtoken::{Algorithm, DecodingKey};
 use latchkey_core::http_client::{ClientBuilder, HttpsClient};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use crate::Error;
 
@@ -22,6 +23,10 @@ pub(crate) type HttpClient = HttpsClient<Empty<Bytes>>;
 pub(crate) struct Key {
     pub alg: Algorithm,
     pub key: DecodingKey,
+    /// SHA-256 of the JWK as published. A cached verification is only served while the key
+    /// set holds its `kid` with this same fingerprint: a key replaced under the same `kid` is
+    /// a different key.
+    pub fingerprint: [u8; 32],
 }
 
 pub(crate) struct KeySet {
@@ -117,7 +122,16 @@ fn usable_key(entry: &Value) -> Option<(String, Key)> {
         return None;
     }
     let key = DecodingKey::from_jwk(&jwk).ok()?;
-    Some((kid, Key { alg: implied, key }))
+    // `Value`'s Display is its compact JSON in document order (infallible).
+    let fingerprint = Sha256::digest(entry.to_string().as_bytes()).into();
+    Some((
+        kid,
+        Key {
+            alg: implied,
+            key,
+            fingerprint,
+        },
+    ))
 }
 
 #[cfg(test)]
@@ -137,6 +151,15 @@ mod tests {
         let keys = parse(doc).unwrap();
         assert_eq!(keys.len(), 1);
         assert_eq!(keys["good"].alg, Algorithm::EdDSA);
+    }
+
+    #[test]
+    fn fingerprints_tell_keys_under_one_kid_apart() {
+        let a = br#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"3rvshQ0BMRdlNe8WymvOmKnF6SOIQoUZoiBmUdKKrpY","kid":"k"}]}"#;
+        let b = br#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","kid":"k"}]}"#;
+        let (a1, a2, b) = (parse(a).unwrap(), parse(a).unwrap(), parse(b).unwrap());
+        assert_eq!(a1["k"].fingerprint, a2["k"].fingerprint);
+        assert_ne!(a1["k"].fingerprint, b["k"].fingerprint);
     }
 
     #[test]

@@ -26,6 +26,19 @@
 //! refresh on; a failed fetch keeps the last good set. Of two fetches in flight at once, the
 //! one that started later wins, so a slow, stale answer cannot bring a removed key back.
 //!
+//! Verified-token cache ([`VerifierConfig::cache_size`], off unless set): the claims of a
+//! token that passed every rule above are kept under the SHA-256 of the whole compact token
+//! (never the token), so that presenting it again skips the signature and claim checks. An
+//! entry is served only if, at that moment, the key set still holds the key it was verified
+//! with (same `kid`, same published JWK) and the time rules still pass with the same
+//! leeway, exactly as a fresh verification would check them; otherwise the token is verified
+//! in full (and refused for the reason a fresh verification gives). So a token is refused at
+//! the same instant with or without the cache: after `exp` + leeway, or once a refresh has
+//! dropped its key. Each successful key-set refresh also drops the entries of keys it no
+//! longer lists and those past `exp` + leeway. Bounded: at most `cache_size` entries, a
+//! CLOCK (second-chance) sweep evicts when full, expired entries first. Only successes are
+//! cached; a token differing in any byte has another digest and is verified in full.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use latchkey_jwt::{Verifier, VerifierConfig};
@@ -40,6 +53,7 @@
 //! # Ok(()) }
 //! ```
 
+mod cache;
 mod claims;
 mod error;
 #[cfg(feature = "fuzzing")]
@@ -57,9 +71,11 @@ use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
 use tokio::task::JoinHandle;
 
+pub use cache::CacheStats;
 pub use claims::Claims;
 pub use error::{Error, VerifyError};
 
+use cache::TokenCache;
 use jwks::{HttpClient, KeySet};
 
 #[derive(Debug, Clone)]
@@ -83,6 +99,10 @@ pub struct VerifierConfig {
     pub fetch_timeout: Duration,
     /// Extra CA certificates (PEM) trusted for an HTTPS JWKS URL, besides the Mozilla roots.
     pub extra_roots: Option<PathBuf>,
+    /// Entries of the verified-token cache (crate docs); `0` (the default here): no cache.
+    /// Worth it for access tokens presented on many requests; pointless for single-use
+    /// tokens such as OpenID Connect ID tokens.
+    pub cache_size: usize,
 }
 
 impl VerifierConfig {
@@ -103,6 +123,7 @@ impl VerifierConfig {
             unknown_kid_min_interval: Duration::from_secs(30),
             fetch_timeout: Duration::from_secs(5),
             extra_roots: None,
+            cache_size: 0,
         }
     }
 }
@@ -123,6 +144,17 @@ struct Inner {
     /// Held while an unknown-kid refetch is in flight; holds the time of the last one.
     refetch: tokio::sync::Mutex<Option<Instant>>,
     stats: FetchStats,
+    /// `None` when `cache_size` is 0.
+    cache: Option<TokenCache<Verified>>,
+}
+
+/// What a full verification established, as the cache keeps it: the claims, and what a hit
+/// must check again (the key it was verified with, the time claims).
+struct Verified {
+    claims: Claims,
+    kid: String,
+    key_fingerprint: [u8; 32],
+    nbf: Option<i64>,
 }
 
 #[derive(Default)]
@@ -142,6 +174,8 @@ pub struct VerifierStats {
     /// JWKS fetches that loaded a key set, and those that failed, since start.
     pub fetches_ok: u64,
     pub fetches_failed: u64,
+    /// The verified-token cache (all zero when it is off).
+    pub cache: CacheStats,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -179,6 +213,7 @@ impl Verifier {
             ));
         }
         let client = jwks::client(config.extra_roots.as_deref(), config.fetch_timeout)?;
+        let cache = TokenCache::new(config.cache_size);
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -188,6 +223,7 @@ impl Verifier {
                 generation: AtomicU64::new(0),
                 refetch: tokio::sync::Mutex::new(None),
                 stats: FetchStats::default(),
+                cache,
             }),
         })
     }
@@ -235,6 +271,11 @@ impl Verifier {
                 .and_then(|at| at.map(|t| t.elapsed())),
             fetches_ok: stats.ok.load(Ordering::Relaxed),
             fetches_failed: stats.failed.load(Ordering::Relaxed),
+            cache: self
+                .inner
+                .cache
+                .as_ref()
+                .map_or_else(CacheStats::default, TokenCache::stats),
         }
     }
 
@@ -254,18 +295,23 @@ impl Verifier {
             Ok(slot) => slot,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if slot.as_ref().is_some_and(|s| s.generation > generation) {
+        let applied = if slot.as_ref().is_some_and(|s| s.generation > generation) {
             // A fetch that started after this one already answered: ours may be stale.
             tracing::debug!("JWKS answer superseded by a newer fetch");
+            false
         } else {
             if let Some(old) = slot.as_ref() {
                 for kid in old.keys.keys().filter(|k| !set.keys.contains_key(*k)) {
                     tracing::info!(kid = %kid.escape_debug(), "key no longer in the JWKS: refused from now on");
                 }
             }
-            *slot = Some(set);
-        }
+            *slot = Some(set.clone());
+            true
+        };
         drop(slot);
+        if applied {
+            self.prune_cache(&set);
+        }
         if count == 0 {
             return Err(Error::NoUsableKeys);
         }
@@ -303,8 +349,9 @@ impl Verifier {
         })
     }
 
-    /// Verifies signature and claims (the rules are in the crate documentation). Never panics
-    /// on input; errors carry no token content.
+    /// Verifies signature and claims (the rules are in the crate documentation), or answers
+    /// from the verified-token cache when that gives the same answer. Never panics on input;
+    /// errors carry no token content.
     pub async fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
         let config = &self.inner.config;
         if token.is_empty() {
@@ -313,6 +360,79 @@ impl Verifier {
         if token.len() > config.max_token_bytes {
             return Err(VerifyError::TooLarge);
         }
+        let Some(cache) = &self.inner.cache else {
+            return self.verify_fully(token).await.map(|v| v.claims);
+        };
+        let hash = cache::token_hash(token);
+        if let Some(entry) = cache.get(&hash) {
+            if self.still_valid(&entry) {
+                cache.count_hit();
+                return Ok(entry.claims.clone());
+            }
+            // Its key left the set (or changed), or its time is up: verify afresh, so the
+            // refusal is the one a fresh verification gives, and forget the entry.
+            cache.remove_if_same(&hash, &entry);
+        }
+        cache.count_miss();
+        let verified = self.verify_fully(token).await?;
+        let claims = verified.claims.clone();
+        let dead_after = verified.claims.exp.saturating_add(self.leeway_secs());
+        cache.insert(hash, Arc::new(verified), dead_after, now_secs());
+        Ok(claims)
+    }
+
+    /// Would a fresh verification of the token behind `entry` succeed now? The signature and
+    /// the other claims cannot have changed (same bytes, same configuration); what can is the
+    /// key set and the clock, so those are checked as [`Self::verify_fully`] checks them.
+    fn still_valid(&self, entry: &Verified) -> bool {
+        let Some(set) = self.current() else {
+            return false;
+        };
+        let same_key = set
+            .keys
+            .get(&entry.kid)
+            .is_some_and(|key| key.fingerprint == entry.key_fingerprint);
+        same_key
+            && check_times(
+                entry.claims.exp,
+                entry.nbf,
+                entry.claims.iat,
+                now_secs(),
+                self.leeway_secs(),
+            )
+            .is_ok()
+    }
+
+    /// After a new key set is in: drops the cached verifications of keys it no longer holds
+    /// (or holds with other material) and those past `exp` + leeway. Lookups check the key
+    /// set themselves, so this only frees memory early and keeps the entry count honest.
+    fn prune_cache(&self, set: &KeySet) {
+        let Some(cache) = &self.inner.cache else {
+            return;
+        };
+        let now = now_secs();
+        let dropped = cache.retain(|entry, dead_after| {
+            dead_after >= now
+                && set
+                    .keys
+                    .get(&entry.kid)
+                    .is_some_and(|key| key.fingerprint == entry.key_fingerprint)
+        });
+        if dropped > 0 {
+            tracing::debug!(
+                dropped,
+                "verified-token cache: entries of keys gone from the JWKS, or expired, dropped"
+            );
+        }
+    }
+
+    fn leeway_secs(&self) -> i64 {
+        i64::try_from(self.inner.config.leeway.as_secs()).unwrap_or(i64::MAX)
+    }
+
+    /// Every rule, with no cache involved. The caller has checked emptiness and size.
+    async fn verify_fully(&self, token: &str) -> Result<Verified, VerifyError> {
+        let config = &self.inner.config;
         let (head, payload, signature) = split(token)?;
         let header = parse_header(head)?;
         let alg = match header.alg.as_str() {
@@ -344,15 +464,7 @@ impl Verifier {
         let exp = numeric_date(&all, "exp")?.ok_or(VerifyError::InvalidTimeClaim)?;
         let nbf = numeric_date(&all, "nbf")?;
         let iat = numeric_date(&all, "iat")?;
-        let now = now_secs();
-        let leeway = i64::try_from(config.leeway.as_secs()).unwrap_or(i64::MAX);
-        if exp.saturating_add(leeway) < now {
-            return Err(VerifyError::Expired);
-        }
-        let future = |t: Option<i64>| t.is_some_and(|t| t > now.saturating_add(leeway));
-        if future(nbf) || future(iat) {
-            return Err(VerifyError::NotYetValid);
-        }
+        check_times(exp, nbf, iat, now_secs(), self.leeway_secs())?;
         if let Some(max) = config.max_lifetime {
             let iat = iat.ok_or(VerifyError::InvalidTimeClaim)?;
             let max = i64::try_from(max.as_secs()).unwrap_or(i64::MAX);
@@ -373,7 +485,13 @@ impl Verifier {
         if !aud_ok {
             return Err(VerifyError::WrongAudience);
         }
-        Claims::from_map(all, exp, iat).ok_or(VerifyError::Malformed)
+        let claims = Claims::from_map(all, exp, iat).ok_or(VerifyError::Malformed)?;
+        Ok(Verified {
+            claims,
+            kid,
+            key_fingerprint: key.fingerprint,
+            nbf,
+        })
     }
 
     fn current(&self) -> Option<Arc<KeySet>> {
@@ -450,6 +568,26 @@ fn parse_header(head: &str) -> Result<RawHeader, VerifyError> {
     Ok(RawHeader { alg, kid })
 }
 
+/// The time rules, shared by a full verification and a cache hit so that both refuse at the
+/// same instant: `exp` in the past beyond the leeway is `Expired`; `nbf` or `iat` in the
+/// future beyond it is `NotYetValid`.
+fn check_times(
+    exp: i64,
+    nbf: Option<i64>,
+    iat: Option<i64>,
+    now: i64,
+    leeway: i64,
+) -> Result<(), VerifyError> {
+    if exp.saturating_add(leeway) < now {
+        return Err(VerifyError::Expired);
+    }
+    let future = |t: Option<i64>| t.is_some_and(|t| t > now.saturating_add(leeway));
+    if future(nbf) || future(iat) {
+        return Err(VerifyError::NotYetValid);
+    }
+    Ok(())
+}
+
 /// A NumericDate claim (RFC 7519 §2) in whole seconds, rounded down: `Ok(None)` when absent,
 /// `InvalidTimeClaim` when present but not a JSON number. Values beyond `i64` saturate.
 fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, VerifyError> {
@@ -481,4 +619,115 @@ fn is_local(host: &str) -> bool {
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const JWKS: &[u8] = br#"{"keys":[{"alg":"EdDSA","crv":"Ed25519","x":"3rvshQ0BMRdlNe8WymvOmKnF6SOIQoUZoiBmUdKKrpY","kty":"OKP","kid":"good"}]}"#;
+
+    /// A verifier with a cache and the key `good` loaded, that never fetches.
+    fn verifier() -> (Verifier, [u8; 32]) {
+        let mut config = VerifierConfig::new("http://127.0.0.1:9/jwks", "iss", "aud");
+        config.cache_size = 4;
+        config.unknown_kid_min_interval = Duration::from_secs(3600);
+        let v = Verifier::new(config).unwrap();
+        let keys = jwks::parse(JWKS).unwrap();
+        let fingerprint = keys["good"].fingerprint;
+        *v.inner.keys.write().unwrap() = Some(Arc::new(KeySet {
+            keys,
+            generation: 1,
+        }));
+        *v.inner.refetch.try_lock().unwrap() = Some(Instant::now());
+        (v, fingerprint)
+    }
+
+    fn plant(v: &Verifier, token: &str, kid: &str, fp: [u8; 32], exp: i64, iat: Option<i64>) {
+        let mut all = Map::new();
+        all.insert("sub".into(), Value::from("from-the-cache"));
+        let entry = Verified {
+            claims: Claims::from_map(all, exp, iat).unwrap(),
+            kid: kid.into(),
+            key_fingerprint: fp,
+            nbf: None,
+        };
+        let cache = v.inner.cache.as_ref().unwrap();
+        cache.insert(
+            cache::token_hash(token),
+            Arc::new(entry),
+            exp + 10,
+            now_secs(),
+        );
+    }
+
+    /// Lookups check the key set and the clock themselves, so that an entry stored by a
+    /// verification that raced a refresh (or one the prune missed) is never served. The
+    /// planted token `a.b.c` is garbage: served, it yields the planted claims; verified
+    /// afresh, it is malformed.
+    #[tokio::test]
+    async fn a_hit_is_served_only_if_a_fresh_verification_would_pass_its_key_and_time_checks() {
+        let (v, fp) = verifier();
+        let now = now_secs();
+        let token = "a.b.c";
+        plant(&v, token, "good", fp, now + 60, Some(now));
+        assert_eq!(v.verify(token).await.unwrap().sub, "from-the-cache");
+
+        let mut other = fp;
+        other[0] ^= 1;
+        for (kid, fp, exp, iat) in [
+            ("gone", fp, now + 60, Some(now)),
+            ("good", other, now + 60, Some(now)),
+            // Past exp + leeway (10 s).
+            ("good", fp, now - 11, Some(now - 60)),
+            // iat ahead of the clock (it was set back after the token was cached).
+            ("good", fp, now + 60, Some(now + 30)),
+        ] {
+            plant(&v, token, kid, fp, exp, iat);
+            assert_eq!(
+                v.verify(token).await,
+                Err(VerifyError::Malformed),
+                "{kid} {exp} {iat:?}"
+            );
+            // ... and the entry is gone.
+            assert_eq!(v.stats().cache.entries, 0);
+        }
+        // With no key set at all (never loaded): nothing is served either.
+        plant(&v, token, "good", fp, now + 60, Some(now));
+        *v.inner.keys.write().unwrap() = None;
+        assert_eq!(v.verify(token).await, Err(VerifyError::Malformed));
+        assert_eq!(v.stats().cache.entries, 0);
+    }
+
+    #[test]
+    fn time_rules_at_their_boundaries() {
+        let now = 1_000_000;
+        // exp + leeway == now is still valid; one second later it is not.
+        assert_eq!(check_times(now - 10, None, None, now, 10), Ok(()));
+        assert_eq!(
+            check_times(now - 11, None, None, now, 10),
+            Err(VerifyError::Expired)
+        );
+        assert_eq!(check_times(now, None, None, now, 0), Ok(()));
+        assert_eq!(
+            check_times(now - 1, None, None, now, 0),
+            Err(VerifyError::Expired)
+        );
+        for (nbf, iat) in [(Some(now + 11), None), (None, Some(now + 11))] {
+            assert_eq!(
+                check_times(now + 900, nbf, iat, now, 10),
+                Err(VerifyError::NotYetValid)
+            );
+        }
+        assert_eq!(
+            check_times(now + 900, Some(now + 10), Some(now + 10), now, 10),
+            Ok(())
+        );
+        // Saturating, never overflowing.
+        assert_eq!(check_times(i64::MAX, None, None, now, i64::MAX), Ok(()));
+        assert_eq!(
+            check_times(i64::MIN, None, None, now, 0),
+            Err(VerifyError::Expired)
+        );
+    }
 }

@@ -1073,3 +1073,301 @@ async fn ed25519_signatures_with_unreduced_s_are_refused() {
         );
     }
 }
+
+// ---- The verified-token cache ----
+
+fn cached_config(url: String, size: usize) -> VerifierConfig {
+    let mut c = config(url);
+    c.cache_size = size;
+    c
+}
+
+async fn cached_verifier(server: &JwksServer, size: usize) -> Verifier {
+    let v = Verifier::new(cached_config(server.url(), size)).unwrap();
+    v.refresh().await.unwrap();
+    v
+}
+
+/// Every token that differs from `token` in exactly one character (each position replaced by
+/// another base64url character), separators left alone.
+fn one_char_variants(token: &str) -> Vec<String> {
+    token
+        .char_indices()
+        .filter(|(_, c)| *c != '.')
+        .map(|(i, c)| {
+            let other = if c == 'A' { 'B' } else { 'A' };
+            let mut t = token.to_string();
+            t.replace_range(i..i + 1, &other.to_string());
+            t
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_repeated_token_is_a_cache_hit_with_the_same_claims() {
+    let ed = ed25519("ed");
+    let server = JwksServer::start(&[&ed]).await;
+    let v = cached_verifier(&server, 16).await;
+    let token = sign(&ed, &claims());
+    let first = v.verify(&token).await.unwrap();
+    let second = v.verify(&token).await.unwrap();
+    assert_eq!(first, second);
+    let s = v.stats().cache;
+    assert_eq!((s.capacity, s.entries, s.hits, s.misses), (16, 1, 1, 1));
+    // Clones share the cache.
+    assert_eq!(v.clone().verify(&token).await.unwrap(), first);
+    assert_eq!(v.stats().cache.hits, 2);
+
+    // Off by default: nothing counted, nothing held.
+    let off = ready_verifier(&server).await;
+    off.verify(&token).await.unwrap();
+    off.verify(&token).await.unwrap();
+    assert_eq!(off.stats().cache, latchkey_jwt::CacheStats::default());
+    // Debug shows no token or digest.
+    assert!(!format!("{v:?}").contains(&token[..20]));
+}
+
+#[tokio::test]
+async fn forged_tokens_are_refused_before_and_after_the_genuine_one_is_cached() {
+    let ed = ed25519("ed");
+    let server = JwksServer::start(&[&ed]).await;
+    let v = cached_verifier(&server, 1024).await;
+    let token = sign(&ed, &claims());
+    let variants = one_char_variants(&token);
+    assert!(variants.len() > 100);
+    for round in ["before", "after"] {
+        for forged in &variants {
+            let err = v.verify(forged).await.unwrap_err();
+            assert_ne!(err, VerifyError::NoKeys, "{round}");
+        }
+        v.verify(&token).await.unwrap();
+    }
+    // A JWS with the genuine signature over another payload, and one with extra bytes.
+    let mut cl = claims();
+    cl["sub"] = json!("admin");
+    let parts: Vec<&str> = token.split('.').collect();
+    let swapped = format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(cl.to_string()),
+        parts[2]
+    );
+    assert_eq!(
+        v.verify(&swapped).await.unwrap_err(),
+        VerifyError::BadSignature
+    );
+    assert!(v.verify(&format!("{token}A")).await.is_err());
+    assert!(v.verify(&format!(" {token}")).await.is_err());
+    let s = v.stats().cache;
+    // Only the genuine token was ever cached; it was verified once and hit once.
+    assert_eq!((s.entries, s.hits), (1, 1));
+    assert_eq!(s.misses, 2 * variants.len() as u64 + 1 + 3);
+}
+
+#[tokio::test]
+async fn a_cached_token_is_refused_at_the_same_instant_as_a_fresh_one() {
+    let ed = ed25519("ed");
+    let server = JwksServer::start(&[&ed]).await;
+    let mut c = cached_config(server.url(), 16);
+    c.leeway = Duration::from_secs(1);
+    let cached = Verifier::new(c.clone()).unwrap();
+    cached.refresh().await.unwrap();
+    c.cache_size = 0;
+    let fresh = Verifier::new(c).unwrap();
+    fresh.refresh().await.unwrap();
+
+    // Valid until exp + 1 s of leeway: two to three seconds from now.
+    let exp = now() + 1;
+    let mut cl = claims();
+    cl["exp"] = json!(exp);
+    let token = sign(&ed, &cl);
+    cached.verify(&token).await.unwrap();
+    let mut compared = 0;
+    loop {
+        let before = now();
+        let (a, b) = (
+            cached.verify(&token).await.map(|c| c.sub),
+            fresh.verify(&token).await.map(|c| c.sub),
+        );
+        if now() == before {
+            // Both answers within one second: they must agree, and match the rule.
+            assert_eq!(a, b, "at {before}, exp {exp}");
+            if before <= exp + 1 {
+                assert!(a.is_ok(), "at {before}, exp {exp}: {a:?}");
+            } else {
+                assert_eq!(a, Err(VerifyError::Expired));
+                break;
+            }
+            compared += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(compared > 0);
+    // Served from the cache while valid, and the expired entry is gone.
+    let s = cached.stats().cache;
+    assert!(s.hits >= 1, "{s:?}");
+    assert_eq!(s.entries, 0);
+    assert_eq!(cached.verify(&token).await, Err(VerifyError::Expired));
+}
+
+#[tokio::test]
+async fn a_cached_token_of_a_key_gone_from_the_jwks_is_refused_after_the_refresh() {
+    let (old, cur) = (ed25519("old"), ed25519("cur"));
+    let server = JwksServer::start(&[&old, &cur]).await;
+    let v = cached_verifier(&server, 16).await;
+    let (t_old, t_cur) = (sign(&old, &claims()), sign(&cur, &claims()));
+    for _ in 0..3 {
+        v.verify(&t_old).await.unwrap();
+        v.verify(&t_cur).await.unwrap();
+    }
+    assert_eq!(v.stats().cache.hits, 4);
+    assert_eq!(v.stats().cache.entries, 2);
+
+    server.set_keys(&[&cur]);
+    v.refresh().await.unwrap();
+    // The refresh itself dropped the entry of the removed key.
+    assert_eq!(v.stats().cache.entries, 1);
+    for _ in 0..3 {
+        assert_eq!(v.verify(&t_old).await.unwrap_err(), VerifyError::UnknownKey);
+    }
+    v.verify(&t_cur).await.unwrap();
+
+    // An empty key set refuses everything, cached or not.
+    server.set_keys(&[]);
+    assert_eq!(v.refresh().await, Err(latchkey_jwt::Error::NoUsableKeys));
+    assert_eq!(v.stats().cache.entries, 0);
+    assert_eq!(v.verify(&t_cur).await.unwrap_err(), VerifyError::NoKeys);
+}
+
+#[tokio::test]
+async fn a_key_replaced_under_the_same_kid_is_not_served_from_the_cache() {
+    let (first, second) = (ed25519("k"), ed25519("k"));
+    let server = JwksServer::start(&[&first]).await;
+    let v = cached_verifier(&server, 16).await;
+    let token = sign(&first, &claims());
+    v.verify(&token).await.unwrap();
+    v.verify(&token).await.unwrap();
+    server.set_keys(&[&second]);
+    v.refresh().await.unwrap();
+    // What a fresh verification says: the signature does not match the key now published.
+    assert_eq!(
+        v.verify(&token).await.unwrap_err(),
+        VerifyError::BadSignature
+    );
+    assert!(v.verify(&sign(&second, &claims())).await.is_ok());
+    // Republishing the same key material keeps the entries.
+    let kept = sign(&second, &claims());
+    v.verify(&kept).await.unwrap();
+    let before = v.stats().cache;
+    v.refresh().await.unwrap();
+    v.verify(&kept).await.unwrap();
+    assert_eq!(v.stats().cache.hits, before.hits + 1);
+}
+
+#[tokio::test]
+async fn the_cache_is_bounded_under_a_flood_of_distinct_valid_tokens() {
+    let ed = ed25519("ed");
+    let server = JwksServer::start(&[&ed]).await;
+    let v = cached_verifier(&server, 8).await;
+    let hot = sign(&ed, &claims());
+    v.verify(&hot).await.unwrap();
+    for n in 0..200 {
+        let mut cl = claims();
+        cl["sub"] = json!(format!("flood-{n}"));
+        let c = v.verify(&sign(&ed, &cl)).await.unwrap();
+        assert_eq!(c.sub, format!("flood-{n}"));
+        // A hot token stays cached: it is read more often than the hand comes round.
+        assert_eq!(v.verify(&hot).await.unwrap().sub, "u1");
+        assert!(v.stats().cache.entries <= 8);
+    }
+    let s = v.stats().cache;
+    assert_eq!(s.entries, 8);
+    assert_eq!(s.evictions, 201 - 8);
+    assert_eq!(s.hits, 200);
+}
+
+/// CPU time this thread has run, in ns (`/proc/thread-self/schedstat`, first field): less
+/// sensitive than wall time to other processes on a shared machine.
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Wall and CPU µs per call of `n` calls of `f`.
+async fn per_call<F: std::future::Future<Output = ()>>(
+    n: usize,
+    mut f: impl FnMut(usize) -> F,
+) -> (f64, f64) {
+    let (wall, cpu) = (std::time::Instant::now(), thread_cpu_ns());
+    for i in 0..n {
+        f(i).await;
+    }
+    let cpu_ns = thread_cpu_ns().saturating_sub(cpu) as f64;
+    (
+        wall.elapsed().as_secs_f64() * 1e6 / n as f64,
+        cpu_ns / 1e3 / n as f64,
+    )
+}
+
+/// The cost of a repeat token with the cache on and off, in-process (no HTTP), on one
+/// thread: `cargo test --release -p latchkey-jwt --test verify -- --ignored --nocapture cost`.
+#[tokio::test(flavor = "current_thread")]
+#[ignore = "a measurement, not a test: run it in release mode"]
+async fn cost_of_a_verification_with_and_without_the_cache() {
+    const N: usize = 100_000;
+    let ed = ed25519("ed");
+    let server = JwksServer::start(&[&ed]).await;
+    let off = ready_verifier(&server).await;
+    let on = cached_verifier(&server, 10_000).await;
+    // A token shaped like Better-Auth's (the same claims).
+    let token = sign(&ed, &claims());
+    println!(
+        "token: {} bytes; {N} calls per row; µs per verify, wall / CPU of this thread",
+        token.len()
+    );
+    for round in 1..=3 {
+        let (off_wall, off_cpu) = per_call(N, |_| async {
+            off.verify(&token).await.unwrap();
+        })
+        .await;
+        let (on_wall, on_cpu) = per_call(N, |_| async {
+            on.verify(&token).await.unwrap();
+        })
+        .await;
+        println!(
+            "round {round}: same token: cache off {off_wall:.2} / {off_cpu:.2} µs, \
+             cache on {on_wall:.2} / {on_cpu:.2} µs ({:.0}x less CPU)",
+            off_cpu / on_cpu
+        );
+    }
+    // The price of the cache when it never hits: distinct tokens, twice what it holds.
+    let distinct: Vec<String> = (0..20_000)
+        .map(|n| {
+            let mut cl = claims();
+            cl["sub"] = json!(format!("user-{n}"));
+            sign(&ed, &cl)
+        })
+        .collect();
+    let fresh_on = cached_verifier(&server, 10_000).await;
+    let (off_wall, off_cpu) = per_call(distinct.len(), |i| {
+        let (v, t) = (&off, &distinct[i]);
+        async move {
+            v.verify(t).await.unwrap();
+        }
+    })
+    .await;
+    let (on_wall, on_cpu) = per_call(distinct.len(), |i| {
+        let (v, t) = (&fresh_on, &distinct[i]);
+        async move {
+            v.verify(t).await.unwrap();
+        }
+    })
+    .await;
+    println!(
+        "20000 distinct tokens, all misses: cache off {off_wall:.2} / {off_cpu:.2} µs, \
+         cache on {on_wall:.2} / {on_cpu:.2} µs; {:?}",
+        fresh_on.stats().cache
+    );
+}
