@@ -65,6 +65,7 @@ impl App {
         vc.refresh_interval = config.jwks_refresh;
         vc.max_lifetime = Some(config.jwt_max_lifetime);
         vc.extra_roots = config.jwks_ca_file.clone();
+        vc.cache_size = config.jwt_cache_size;
         let verifier = Verifier::new(vc).map_err(|e| {
             let setting = if config.jwks_ca_file.is_some() {
                 "LATCHKEY_JWKS_CA_FILE"
@@ -344,6 +345,10 @@ impl App {
     /// Bearer token → verified claims, plus the session check when revocation is on, plus
     /// the verified-email requirement when it is on. Every verifying path (`/api/me`,
     /// `/auth/verify`, the proxy) goes through here.
+    ///
+    /// The verified-token cache (`LATCHKEY_JWT_CACHE_SIZE`) lives inside `verify` and covers
+    /// the signature and the claims only: everything after it (the `sub` check, the session
+    /// check, the verified-email rule) runs on every request, cache hit or not.
     pub(crate) async fn authenticate(&self, headers: &HeaderMap) -> Result<Claims, ApiError> {
         let token = bearer_token(headers).map_err(ApiError::Token)?;
         let claims = self.verifier.verify(token).await.map_err(ApiError::Token)?;

@@ -21,6 +21,8 @@ pub struct Config {
     pub jwks_ca_file: Option<PathBuf>,
     /// Longest token lifetime (`exp − iat`) accepted; tokens without `iat` are refused.
     pub jwt_max_lifetime: Duration,
+    /// `LATCHKEY_JWT_CACHE_SIZE`: entries of the verified-token cache (`0`: off).
+    pub jwt_cache_size: usize,
     pub revocation: Revocation,
     pub upstream: Option<Upstream>,
     pub upstream_timeout: Duration,
@@ -96,6 +98,11 @@ const DEFAULT_LISTEN: &str = "127.0.0.1:8000";
 const DEFAULT_JWT_MAX_LIFETIME: Duration = Duration::from_secs(86400);
 /// A bound on the bound: a JWT meant to live longer than a year is not an access token.
 const MAX_JWT_MAX_LIFETIME: Duration = Duration::from_secs(365 * 86400);
+/// Verified tokens cached: a few MB at Better-Auth's token size (about 1–2 KB an entry).
+pub const DEFAULT_JWT_CACHE_SIZE: usize = 10_000;
+/// A bound on the bound: a million entries is already about 2 GB at that size; more is
+/// likelier a typo than a plan.
+const MAX_JWT_CACHE_SIZE: usize = 1_000_000;
 
 impl Config {
     pub fn load(src: &Source) -> Result<Self, ConfigError> {
@@ -156,6 +163,15 @@ impl Config {
             return Err(ConfigError::new(
                 "LATCHKEY_JWT_MAX_LIFETIME",
                 "must be at least 1 second",
+            ));
+        }
+
+        let jwt_cache_size =
+            src.parse_or::<usize>("LATCHKEY_JWT_CACHE_SIZE", DEFAULT_JWT_CACHE_SIZE)?;
+        if jwt_cache_size > MAX_JWT_CACHE_SIZE {
+            return Err(ConfigError::new(
+                "LATCHKEY_JWT_CACHE_SIZE",
+                format!("at most {MAX_JWT_CACHE_SIZE} entries (0 turns the cache off)"),
             ));
         }
 
@@ -227,6 +243,7 @@ impl Config {
             jwks_refresh,
             jwks_ca_file,
             jwt_max_lifetime,
+            jwt_cache_size,
             revocation,
             upstream,
             upstream_timeout,
@@ -367,6 +384,7 @@ mod tests {
         assert_eq!(c.audience, "http://127.0.0.1:3000");
         assert_eq!(c.jwks_refresh, Duration::from_secs(300));
         assert_eq!(c.jwt_max_lifetime, Duration::from_secs(86400));
+        assert_eq!(c.jwt_cache_size, 10_000);
         assert!(matches!(c.revocation, Revocation::Off));
         assert!(c.upstream.is_none());
         assert_eq!(c.max_body_bytes, 65536);
@@ -488,6 +506,26 @@ mod tests {
         ] {
             let c = load(&[BA, ("LATCHKEY_REQUIRE_VERIFIED_EMAIL", raw)]).unwrap();
             assert_eq!(c.require_verified_email, want, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn jwt_cache_size() {
+        for (raw, want) in [
+            ("0", 0),
+            (" 1 ", 1),
+            ("250000", 250_000),
+            ("1000000", 1_000_000),
+        ] {
+            let c = load(&[BA, ("LATCHKEY_JWT_CACHE_SIZE", raw)]).unwrap();
+            assert_eq!(c.jwt_cache_size, want, "{raw:?}");
+        }
+        for bad in ["-1", "10k", "", "1000001", "1e4"] {
+            assert_eq!(
+                setting_of(&[BA, ("LATCHKEY_JWT_CACHE_SIZE", bad)]),
+                "LATCHKEY_JWT_CACHE_SIZE",
+                "{bad:?}"
+            );
         }
     }
 

@@ -12,6 +12,7 @@
 //! | `LATCHKEY_JWT_AUDIENCE` | origin of `BETTER_AUTH_URL`, else the issuer | |
 //! | `LATCHKEY_JWKS_REFRESH` | `300` (s) | a successful fetch replaces the key set: a key gone from the JWKS is refused from then on |
 //! | `LATCHKEY_JWT_MAX_LIFETIME` | `86400` (s) | longest `exp − iat` accepted (1 s to 1 year); a token without `iat` is refused |
+//! | `LATCHKEY_JWT_CACHE_SIZE` | `10000` | entries of the verified-token cache (at most 1000000); `0` turns it off |
 //! | `LATCHKEY_JWKS_CA_FILE` | — | extra PEM roots for an https JWKS |
 //! | `LATCHKEY_REVOCATION` | `off` | `session` needs `DATABASE_URL` (secret) |
 //! | `LATCHKEY_REVOCATION_CACHE_TTL` | `5` (s) | 0 disables the cache |
@@ -48,6 +49,15 @@
 //!   (`%20`, `%C3%A9`, `%25`), as do dots inside names (`a..b`, `.well-known`) and anything in
 //!   the query string.
 //! * With revocation on, a revoked session keeps working for up to the cache TTL.
+//! * The verified-token cache (`LATCHKEY_JWT_CACHE_SIZE`, latchkey-jwt's
+//!   `VerifierConfig::cache_size`) keeps the claims of a token that passed full verification
+//!   under the SHA-256 of the token, so a repeat token skips the signature check. A hit is
+//!   served only while the key it was verified with is still in the key set (same `kid`, same
+//!   JWK) and `exp` + leeway (10 s), `nbf` and `iat` still pass, checked at that moment as a
+//!   fresh verification checks them: a cached token is refused at the same instant as an
+//!   uncached one, after its expiry or once a refresh dropped its key. Refreshes also drop the
+//!   entries of vanished keys. It covers the signature and claims only: the revocation check,
+//!   the `sub` header check and `LATCHKEY_REQUIRE_VERIFIED_EMAIL` run on every request.
 //! * Identity headers (forward-auth answers and proxied requests): `X-Auth-User-Id`,
 //!   `X-Auth-User-Email`, `X-Auth-User-Email-Verified` (`true` only when the token's
 //!   `emailVerified` is the JSON boolean `true`; `false` when absent or of another type),

@@ -103,6 +103,7 @@ async fn serve(config: Config, app: App) -> ExitCode {
         cors = ?app.cors_origins(),
         tls = config.tls.is_some(),
         require_verified_email = config.require_verified_email,
+        jwt_cache_size = config.jwt_cache_size,
         "latchkey-api listening"
     );
     if config.cors.enabled && config.cors.origins.is_empty() {
