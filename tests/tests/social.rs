@@ -797,6 +797,27 @@ fn malformed_provider_settings_are_one_line_errors() {
             vec![("LATCHKEY_PROVIDER_CORP_COLOUR", "red")],
             "LATCHKEY_PROVIDER_CORP_COLOUR",
         ),
+        // The password account's providerId: a provider of that name would match password
+        // rows (found by the review).
+        (
+            vec![
+                ("LATCHKEY_PROVIDER_CREDENTIAL_TYPE", "oidc"),
+                ("LATCHKEY_PROVIDER_CREDENTIAL_CLIENT_ID", "x"),
+                (
+                    "LATCHKEY_PROVIDER_CREDENTIAL_ISSUER",
+                    "https://idp.example.com",
+                ),
+            ],
+            "providers.credential",
+        ),
+        // Only the secret is read from a file.
+        (
+            vec![
+                ("LATCHKEY_PROVIDER_CORP_TYPE", "oidc"),
+                ("LATCHKEY_PROVIDER_CORP_CLIENT_ID_FILE", "/tmp/client-id"),
+            ],
+            "LATCHKEY_PROVIDER_CORP_CLIENT_ID_FILE",
+        ),
     ] {
         let mut vars = spec.env.clone();
         for (k, v) in &env {
@@ -1056,4 +1077,219 @@ fn sign_in_with_an_id_token_from_the_provider() {
     )[0]
     .get(0);
     assert_eq!(account.as_deref(), Some(token.as_str()));
+}
+
+#[test]
+fn hardening_found_by_the_review() {
+    let s = start(|s| s);
+    // NUL in a query parameter or a path parameter: a 400, not a database error.
+    for path in [
+        "/api/auth/callback/corp?state=%00",
+        "/api/auth/account-info?accountId=%00",
+        "/api/auth/reset-password/%00?callbackURL=%2Fx",
+    ] {
+        Client::new(&s.auth.url())
+            .get(path)
+            .send()
+            .expect_error(400, "VALIDATION_ERROR");
+    }
+    // Too many scopes, and an idToken without a token: 400.
+    let many: Vec<String> = (0..100).map(|i| format!("s{i}")).collect();
+    s.auth
+        .browser()
+        .post("/api/auth/sign-in/social")
+        .json(&json!({"provider": "corp", "scopes": many}))
+        .send()
+        .expect_error(400, "VALIDATION_ERROR");
+    s.auth
+        .browser()
+        .post("/api/auth/sign-in/social")
+        .json(&json!({"provider": "corp", "idToken": {"nonce": "x"}}))
+        .send()
+        .expect_error(400, "VALIDATION_ERROR");
+
+    // A state started for GitHub, brought to Google's callback: refused.
+    let mut browser = Browser::new();
+    let url = s.begin(&mut browser, Stack::body("github", "x@example.com"));
+    let state = latchkey_e2e::oauth_peers::query_param(&url, "state").unwrap();
+    let out = browser.follow(
+        &format!(
+            "{}/api/auth/callback/google?code=abc&state={state}",
+            s.auth.url()
+        ),
+        &s.app(),
+    );
+    assert_eq!(error_of(&out), "state_mismatch");
+
+    // A provider address that only matches an existing one under Unicode case folding (the
+    // Kelvin sign K) is another address: a new user, not a link.
+    let kevin = s
+        .auth
+        .sign_up("Kevin", &format!("k{}", random_email()), PASSWORD);
+    s.auth.db.execute(&format!(
+        r#"update "user" set "emailVerified" = true where "id" = '{}'"#,
+        kevin.user_id()
+    ));
+    let exotic = format!("\u{212A}{}", &kevin.email()[1..]);
+    assert_eq!(
+        exotic.to_lowercase(),
+        kevin.email(),
+        "it folds to kevin's address"
+    );
+    s.op.set_user(
+        "kelvin-login@example.com",
+        json!({"sub": "sub-kelvin", "email": exotic, "email_verified": true}),
+    );
+    let mut browser = Browser::new();
+    let out = s.sign_in(&mut browser, "corp", "kelvin-login@example.com");
+    assert_ne!(
+        s.session(&mut browser)["user"]["id"],
+        kevin.user_id().as_str(),
+        "not linked to kevin: {}",
+        out.final_url
+    );
+    // An address that is not one (a trailing dot): no user at all.
+    s.op.set_user(
+        "dot-login@example.com",
+        json!({"sub": "sub-dot", "email": "dot@example.com.", "email_verified": true}),
+    );
+    let mut browser = Browser::new();
+    assert_eq!(
+        error_of(&s.sign_in(&mut browser, "corp", "dot-login@example.com")),
+        "email_not_found"
+    );
+}
+
+#[test]
+fn concurrent_links_and_unlinks_keep_the_invariants() {
+    let s = start(|s| s);
+    let alice = s.auth.new_user();
+    s.auth.db.execute(&format!(
+        r#"update "user" set "emailVerified" = true where "id" = '{}'"#,
+        alice.user_id()
+    ));
+    s.op.set_user(
+        &alice.email(),
+        json!({"sub": "sub-race", "email_verified": true}),
+    );
+    // Four callbacks of four flows for the same new identity, at once: one account row.
+    let mut flows: Vec<(Browser, String)> = (0..4)
+        .map(|_| {
+            let mut b = Browser::new();
+            let url = s.until_callback(&mut b, "corp", &alice.email());
+            (b, url)
+        })
+        .collect();
+    std::thread::scope(|scope| {
+        for (browser, url) in flows.iter_mut() {
+            let app = s.app();
+            scope.spawn(move || browser.follow(url, &app));
+        }
+    });
+    assert_eq!(
+        s.count(r#"select count(*) from "account" where "providerId" = 'corp'"#),
+        1,
+        "one identity, one row"
+    );
+    // Two unlinks of her two accounts at once: one of them must stay.
+    let mut browser = Browser::new();
+    browser
+        .jar("127.0.0.1")
+        .update(&s.auth.sign_in_resp(&alice.email(), PASSWORD));
+    let ids: Vec<String> = s
+        .auth
+        .db
+        .query(
+            r#"select "id" from "account" where "userId" = $1"#,
+            &[&alice.user_id()],
+        )
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(ids.len(), 2);
+    let cookie = browser.jar("127.0.0.1").header().unwrap();
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = ids
+            .iter()
+            .map(|id| {
+                let cookie = cookie.clone();
+                let url = s.auth.url();
+                scope.spawn(move || {
+                    Client::new(&url)
+                        .post("/api/auth/unlink-account")
+                        .header("origin", &url)
+                        .header("cookie", &cookie)
+                        .json(&json!({"accountId": id}))
+                        .send()
+                        .status
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut sorted = statuses.clone();
+    sorted.sort();
+    assert_eq!(sorted, [200, 400], "{statuses:?}");
+    assert_eq!(
+        s.auth.db.query(
+            r#"select count(*) from "account" where "userId" = $1"#,
+            &[&alice.user_id()]
+        )[0]
+        .get::<_, i64>(0),
+        1
+    );
+}
+
+#[test]
+fn sealed_values_are_never_opened_for_the_client() {
+    // Encryption off: a value given as a provider token is stored and handed back as is, even
+    // when it is a blob sealed with the secret (here: the JWT signing key from the jwks table).
+    let s = start(|s| s.env("LATCHKEY_ENCRYPT_OAUTH_TOKENS", "false"));
+    let email = random_email();
+    s.op.set_user(&email, json!({"sub": "sub-oracle", "email_verified": true}));
+    let key_blob: String = s
+        .auth
+        .db
+        .query(r#"select "privateKey" from "jwks" limit 1"#, &[])[0]
+        .get(0);
+    let key_blob = key_blob.trim_matches('"').to_string();
+    let token = id_token_from_op(&s, "lk-corp", CORP_SECRET, true, &email, "n-o");
+    let resp = s
+        .auth
+        .browser()
+        .post("/api/auth/sign-in/social")
+        .json(&json!({"provider": "corp", "idToken": {"token": token, "accessToken": key_blob}}))
+        .send();
+    resp.expect(200);
+    let mut browser = Browser::new();
+    browser.jar("127.0.0.1").update(&resp);
+    let id: String = s.auth.db.query(
+        r#"select "id" from "account" where "providerId" = 'corp'"#,
+        &[],
+    )[0]
+    .get(0);
+    let got = s.post(
+        &mut browser,
+        "/api/auth/get-access-token",
+        json!({"accountId": id}),
+    );
+    got.expect(200);
+    let handed = got.json()["accessToken"].as_str().unwrap().to_string();
+    assert_eq!(handed, key_blob);
+    assert!(!handed.contains("crv"));
+
+    // A returning idToken sign-in without an access token keeps the stored one.
+    let token2 = id_token_from_op(&s, "lk-corp", CORP_SECRET, true, &email, "n-o2");
+    s.auth
+        .browser()
+        .post("/api/auth/sign-in/social")
+        .json(&json!({"provider": "corp", "idToken": {"token": token2}}))
+        .send()
+        .expect(200);
+    let stored: Option<String> = s.auth.db.query(
+        r#"select "accessToken" from "account" where "id" = $1"#,
+        &[&id],
+    )[0]
+    .get(0);
+    assert_eq!(stored.as_deref(), Some(key_blob.as_str()));
 }

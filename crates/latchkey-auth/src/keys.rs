@@ -94,6 +94,9 @@ impl KeyCipher {
     /// A provider token as stored: decrypted when it is a blob this secret sealed, else the
     /// value itself (tokens written with `encryptOAuthTokens` off are plain, and a plain token
     /// can look like hex).
+    ///
+    /// The key also seals the `jwks` private keys: a plaintext that is a JSON object is such a
+    /// key, never a provider token, and is not handed out (the stored value is returned).
     pub(crate) fn open_token(&self, stored: &str) -> Zeroizing<String> {
         let opened = hex::decode(stored)
             .ok()
@@ -103,8 +106,10 @@ impl KeyCipher {
                     .decrypt(XNonce::from_slice(&blob[..24]), &blob[24..])
                     .ok()
             })
-            .and_then(|plain| String::from_utf8(plain).ok());
-        Zeroizing::new(opened.unwrap_or_else(|| stored.to_string()))
+            .and_then(|plain| String::from_utf8(plain).ok())
+            .map(Zeroizing::new)
+            .filter(|plain| !plain.trim_start().starts_with('{'));
+        opened.unwrap_or_else(|| Zeroizing::new(stored.to_string()))
     }
 
     /// Accepts the JSON-quoted hex form, bare hex, and unencrypted JWK JSON
@@ -584,6 +589,9 @@ mod tests {
             sealed,
             "another secret: left as is"
         );
+        // A signing key's blob is not opened as a token.
+        let key_blob = c.seal_hex(br#"{"crv":"Ed25519","d":"secret"}"#).unwrap();
+        assert_eq!(c.open_token(&key_blob).as_str(), key_blob);
     }
 
     #[test]

@@ -278,7 +278,12 @@ impl<'a> Fields<'a> {
 
     /// Records a problem with the whole body, in zod's words.
     pub(crate) fn invalid_body(&mut self) {
-        self.issues.push("[body] Invalid input".to_string());
+        self.issue("[body] Invalid input".to_string());
+    }
+
+    /// Records a problem found by the caller (a nested field, a limit).
+    pub(crate) fn issue(&mut self, message: String) {
+        self.issues.push(message);
     }
 
     /// An optional secret: absent or null → `None`.

@@ -343,18 +343,31 @@ async fn respond(
         BodyRule::Ignored => bytes::Bytes::new(),
         _ => read_body(st, body).await?,
     };
+    // Postgres `text` cannot hold NUL: a parameter with one is the client's mistake (a 400),
+    // not a database error (a 500) wherever it reaches a query.
+    let query: Vec<(String, String)> = parts
+        .uri
+        .query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default();
+    if query
+        .iter()
+        .any(|(k, v)| k.contains('\0') || v.contains('\0'))
+        || params.iter().any(|(_, v)| v.contains('\0'))
+    {
+        return Err(AuthError::bad_request(
+            "VALIDATION_ERROR",
+            "[query] Invalid input: must not contain NUL characters",
+        ));
+    }
     let req = Req {
         path: rest.to_string(),
         params,
-        query: parts
-            .uri
-            .query()
-            .map(|q| {
-                url::form_urlencoded::parse(q.as_bytes())
-                    .into_owned()
-                    .collect()
-            })
-            .unwrap_or_default(),
+        query,
         headers: parts.headers,
         body,
         body_rule: route.body,

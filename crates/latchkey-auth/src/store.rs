@@ -213,6 +213,17 @@ pub(crate) async fn delete_user(c: &impl Sql, id: &str) -> Result<u64, StoreErro
     )
 }
 
+/// Locks the user row until the transaction ends: changes that read, then write, the user's
+/// accounts (linking, unlinking) take it, so that two at once cannot both pass their check.
+pub(crate) async fn lock_user(c: &impl Sql, id: &str) -> Result<(), StoreError> {
+    c.opt_row(
+        r#"select 1 from "user" where "id" = $1 for update"#,
+        &[text(&id)],
+    )
+    .await?;
+    Ok(())
+}
+
 pub(crate) async fn set_email_verified(c: &impl Sql, email: &str) -> Result<u64, StoreError> {
     Ok(c.exec(
         r#"update "user" set "emailVerified" = true, "updatedAt" = $2 where "email" = $1"#,

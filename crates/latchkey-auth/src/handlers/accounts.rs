@@ -7,11 +7,11 @@ use serde_json::{json, Map, Value};
 
 use crate::audit::{self, Actor, Event};
 use crate::error::AuthError;
-use crate::keys::KeyCipher;
-use crate::oauth::accounts::{self, Account, Stored};
+use crate::oauth::accounts::{self, Account, Stored, TokenCipher};
 use crate::reply::Reply;
 use crate::request::{Fields, FromBody, Req};
 use crate::state::{Caller, State};
+use crate::store;
 
 /// `{accountId}` and nothing else (Better-Auth's strict object).
 pub(crate) struct AccountRef {
@@ -48,6 +48,8 @@ pub(crate) async fn unlink_account(
     super::sessions::require_fresh(st, &session)?;
     let mut conn = st.db.conn().await?;
     let tx = conn.transaction().await?;
+    // Two unlinks at once must not both see two accounts.
+    store::lock_user(&tx, &user.id).await?;
     if accounts::count(&tx, &user.id).await? <= 1 {
         return Err(AuthError::bad_request(
             "FAILED_TO_UNLINK_LAST_ACCOUNT",
@@ -70,23 +72,31 @@ pub(crate) async fn unlink_account(
 /// Refreshes `account` at its provider and stores the new tokens; returns the account as
 /// stored afterwards.
 async fn refresh(st: &State, account: &Account) -> Result<Account, &'static str> {
-    let cipher = KeyCipher::new(&st.config.secret);
+    let cipher = TokenCipher::new(st);
     let Some(stored_refresh) = &account.refresh_token else {
         return Err("REFRESH_TOKEN_NOT_FOUND");
     };
     let Some(provider) = st.providers.get(&account.provider_id) else {
         return Err("PROVIDER_NOT_SUPPORTED");
     };
-    let refresh_token = cipher.open_token(stored_refresh);
-    let tokens = match provider.refresh(&refresh_token).await {
+    let refresh_token = cipher.open(stored_refresh);
+    let mut tokens = match provider.refresh(&refresh_token).await {
         Ok(t) => t,
         Err(e) => {
             tracing::info!(provider = %provider.id(), "refresh: {e}");
             return Err("FAILED_TO_REFRESH_ACCESS_TOKEN");
         }
     };
-    let seal_with = st.config.social.encrypt_tokens.then_some(&cipher);
-    let stored = Stored::seal(&tokens, seal_with).map_err(|_| "FAILED_TO_REFRESH_ACCESS_TOKEN")?;
+    if let Some(id_token) = &tokens.id_token {
+        if !provider
+            .refreshed_id_token_ok(id_token, &account.account_id)
+            .await
+        {
+            tokens.id_token = None;
+        }
+    }
+    let stored =
+        Stored::seal(&tokens, cipher.sealing()).map_err(|_| "FAILED_TO_REFRESH_ACCESS_TOKEN")?;
     let updated = async {
         let conn = st.db.conn().await.ok()?;
         accounts::update_tokens(&conn, &account.id, &stored)
@@ -124,11 +134,11 @@ pub(crate) async fn get_access_token(
     let Some(access) = &account.access_token else {
         return Err(failed_access_token());
     };
-    let cipher = KeyCipher::new(&st.config.secret);
+    let cipher = TokenCipher::new(st);
     let mut body = Map::new();
     body.insert(
         "accessToken".into(),
-        Value::String(cipher.open_token(access).to_string()),
+        Value::String(cipher.open(access).to_string()),
     );
     body.insert(
         "accessTokenExpiresAt".into(),
@@ -168,10 +178,10 @@ pub(crate) async fn refresh_token(
         };
         AuthError::bad_request(code, message)
     })?;
-    let cipher = KeyCipher::new(&st.config.secret);
+    let cipher = TokenCipher::new(st);
     let open = |t: &Option<String>| {
         t.as_deref()
-            .map(|t| Value::String(cipher.open_token(t).to_string()))
+            .map(|t| Value::String(cipher.open(t).to_string()))
             .unwrap_or(Value::Null)
     };
     Ok(Reply::json(json!({
@@ -207,11 +217,11 @@ pub(crate) async fn account_info(
             "Provider not supported",
         ));
     };
-    let cipher = KeyCipher::new(&st.config.secret);
+    let cipher = TokenCipher::new(st);
     let access = account
         .access_token
         .as_deref()
-        .map(|t| cipher.open_token(t))
+        .map(|t| cipher.open(t))
         .ok_or_else(failed_access_token)?;
     let profile = provider.live_profile(&access).await.map_err(|e| {
         tracing::info!(provider = %provider.id(), "account-info: {e}");

@@ -10,8 +10,7 @@ use super::email::{api_url, mail_enabled, queue_verification};
 use crate::audit::{self, Actor, Event};
 use crate::cookies;
 use crate::error::AuthError;
-use crate::keys::KeyCipher;
-use crate::oauth::accounts::{self, Stored};
+use crate::oauth::accounts::{self, Stored, TokenCipher};
 use crate::oauth::provider::{AuthorizationRequest, Profile, ProviderError, TokenSet};
 use crate::oauth::state::{self, FlowState};
 use crate::oauth::Provider;
@@ -48,19 +47,33 @@ impl FromBody for SignInSocial {
             new_user_callback: f.opt_string("newUserCallbackURL"),
             error_callback: f.opt_string("errorCallbackURL"),
             disable_redirect: f.opt_bool("disableRedirect").unwrap_or(false),
-            scopes: f.opt_strings("scopes"),
+            scopes: scopes(f),
             login_hint: f.opt_string("loginHint"),
             id_token: f.opt_object("idToken").and_then(|o| {
                 let text = |k: &str| o.get(k).and_then(Value::as_str).map(str::to_string);
-                Some(IdTokenSignIn {
-                    token: text("token")?,
+                let parsed = text("token").map(|token| IdTokenSignIn {
+                    token,
                     nonce: text("nonce"),
                     access_token: text("accessToken"),
                     refresh_token: text("refreshToken"),
-                })
+                });
+                if parsed.is_none() {
+                    f.issue("[body.idToken.token] Invalid input: expected string".into());
+                }
+                parsed
             }),
         }
     }
+}
+
+/// The request's extra `scopes`: a few short words (a provider would refuse more anyway).
+fn scopes(f: &mut Fields<'_>) -> Vec<String> {
+    let scopes = f.opt_strings("scopes");
+    if scopes.len() > 32 || scopes.iter().any(|s| s.len() > 128 || s.contains(' ')) {
+        f.issue("[body.scopes] Invalid input: at most 32 scopes of at most 128 characters, without spaces".into());
+        return Vec::new();
+    }
+    scopes
 }
 
 /// `POST /sign-in/social`: `200 {"url","redirect":true}` with `Location` (not a 302, as in
@@ -151,6 +164,7 @@ async fn start_flow(st: &State, provider: &Provider, flow: Flow) -> Result<Reply
         request_sign_up: None,
         id_token_nonce: nonce.clone(),
         oauth_state: Some(oauth_state.clone()),
+        provider: Some(provider.id().to_string()),
     };
     let value = serde_json::to_string(&row)
         .map_err(|e| AuthError::internal(format!("state not serialised: {e}")))?;
@@ -205,7 +219,7 @@ impl FromBody for LinkSocial {
             callback: f.opt_string("callbackURL"),
             error_callback: f.opt_string("errorCallbackURL"),
             disable_redirect: f.opt_bool("disableRedirect").unwrap_or(false),
-            scopes: f.opt_strings("scopes"),
+            scopes: scopes(f),
             login_hint: f.opt_string("loginHint"),
             id_token: f.has("idToken"),
         }
@@ -296,7 +310,7 @@ async fn sign_in_with_id_token(
             ));
         }
     };
-    if profile.email.is_none() {
+    if profile.email.is_none() || provider_email(&profile).is_empty() {
         return Err(AuthError::api(
             StatusCode::UNAUTHORIZED,
             "EMAIL_NOT_FOUND",
@@ -433,6 +447,10 @@ pub(crate) async fn callback(st: &State, req: &Req, _: (), _: ()) -> Result<Repl
         return Ok(Reply::redirect(location).cookie(expire));
     }
     let id = req.param("providerId").unwrap_or_default();
+    if flow.provider.as_deref().is_some_and(|p| p != id) {
+        // A state started for one provider, brought to another's callback.
+        return Ok(fail("state_mismatch"));
+    }
     let Some(provider) = st.providers.get(id) else {
         return Ok(fail("oauth_provider_not_found"));
     };
@@ -484,7 +502,7 @@ pub(crate) async fn callback(st: &State, req: &Req, _: (), _: ()) -> Result<Repl
             },
         );
     }
-    if profile.email.is_none() {
+    if profile.email.is_none() || provider_email(&profile).is_empty() {
         return Ok(fail("email_not_found"));
     }
     let (user, is_new, session_token) =
@@ -519,13 +537,8 @@ async fn sign_in_with(
     // Where the verification mail of a new, unverified user leads.
     callback_url: &str,
 ) -> Result<Result<(User, bool, String), &'static str>, AuthError> {
-    let email = profile.email.clone().unwrap_or_default().to_lowercase();
-    let cipher = st
-        .config
-        .social
-        .encrypt_tokens
-        .then(|| KeyCipher::new(&st.config.secret));
-    let stored = Stored::seal(tokens, cipher.as_ref())?;
+    let email = provider_email(profile);
+    let stored = Stored::seal(tokens, TokenCipher::new(st).sealing())?;
     let mut conn = st.db.conn().await?;
     let tx = conn.transaction().await?;
     let existing = accounts::find(&tx, provider.id(), &profile.id).await?;
@@ -548,6 +561,16 @@ async fn sign_in_with(
                     .trusted_providers
                     .iter()
                     .any(|p| p == provider.id());
+                // Linking reads the user's accounts, then writes one: one callback at a time,
+                // or two concurrent ones would add the identity twice.
+                store::lock_user(&tx, &user.id).await?;
+                if let Some(account) = accounts::find(&tx, provider.id(), &profile.id).await? {
+                    accounts::update_tokens(&tx, &account.id, &stored).await?;
+                    let session =
+                        store::insert_session(&tx, st.new_session(&user.id, true, req)).await?;
+                    tx.commit().await?;
+                    return Ok(Ok((user, false, session.token)));
+                }
                 if !(trusted || profile.email_verified) || !user.email_verified {
                     let event = Event::SocialSignInRefused {
                         provider: provider.id().to_string(),
@@ -646,18 +669,13 @@ async fn link_account(
     if !(trusted || profile.email_verified) {
         return Ok(Err("unable_to_link_account"));
     }
-    let email = profile.email.as_deref().unwrap_or_default();
-    if !email.eq_ignore_ascii_case(&link.email) {
+    if provider_email(profile) != link.email.to_ascii_lowercase() {
         return Ok(Err("email_does_not_match"));
     }
-    let encrypt = st
-        .config
-        .social
-        .encrypt_tokens
-        .then(|| KeyCipher::new(&st.config.secret));
-    let stored = Stored::seal(tokens, encrypt.as_ref())?;
+    let stored = Stored::seal(tokens, TokenCipher::new(st).sealing())?;
     let mut conn = st.db.conn().await?;
     let tx = conn.transaction().await?;
+    store::lock_user(&tx, &user.id).await?;
     match accounts::find(&tx, provider.id(), &profile.id).await? {
         Some(account) if account.user_id != user.id => {
             return Ok(Err("account_already_linked_to_different_user"));
@@ -682,4 +700,14 @@ async fn link_account(
     .await?;
     tx.commit().await?;
     Ok(Ok(()))
+}
+
+/// The provider's address as users are looked up by: lower-cased in ASCII only (Unicode case
+/// folding maps e.g. the Kelvin sign to `k`, which would let an exotic address at a provider
+/// match someone else's), and `""` for anything that is not a plain address.
+fn provider_email(profile: &Profile) -> String {
+    match profile.email.as_deref() {
+        Some(e) if crate::request::looks_like_email(e) => e.to_ascii_lowercase(),
+        _ => String::new(),
+    }
 }

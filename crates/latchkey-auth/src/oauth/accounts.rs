@@ -60,6 +60,34 @@ impl Account {
     }
 }
 
+/// Seals and opens the token columns as the deployment says (`LATCHKEY_ENCRYPT_OAUTH_TOKENS`).
+pub(crate) struct TokenCipher(Option<KeyCipher>);
+
+impl TokenCipher {
+    pub(crate) fn new(st: &crate::state::State) -> Self {
+        Self(
+            st.config
+                .social
+                .encrypt_tokens
+                .then(|| KeyCipher::new(&st.config.secret)),
+        )
+    }
+
+    pub(crate) fn sealing(&self) -> Option<&KeyCipher> {
+        self.0.as_ref()
+    }
+
+    /// A stored token as the app gets it. Opened only when encryption is on, as Better-Auth
+    /// does: with it off, a stored value is never decrypted, so that nobody can store a blob of
+    /// this key (a `jwks` private key, say) and have it decrypted for them.
+    pub(crate) fn open(&self, stored: &str) -> zeroize::Zeroizing<String> {
+        match &self.0 {
+            Some(c) => c.open_token(stored),
+            None => zeroize::Zeroizing::new(stored.to_string()),
+        }
+    }
+}
+
 /// Token columns as they are written.
 pub(crate) struct Stored {
     access_token: Option<String>,
@@ -158,14 +186,15 @@ pub(crate) async fn insert(
     Ok(id)
 }
 
-/// New tokens for an account (a sign-in or a refresh). A refresh token, ID token or expiry the
-/// provider did not send again is kept; the scope is kept, as Better-Auth keeps it.
+/// New tokens for an account (a sign-in or a refresh). A token the provider did not send again
+/// is kept (and with the access token its expiry), as Better-Auth leaves out undefined
+/// fields; the scope is kept too.
 pub(crate) async fn update_tokens(c: &impl Sql, id: &str, t: &Stored) -> Result<(), StoreError> {
     c.exec(
-        r#"update "account" set "accessToken" = $2,
+        r#"update "account" set "accessToken" = coalesce($2, "accessToken"),
                "refreshToken" = coalesce($3, "refreshToken"),
                "idToken" = coalesce($4, "idToken"),
-               "accessTokenExpiresAt" = $5,
+               "accessTokenExpiresAt" = case when $2::text is null then "accessTokenExpiresAt" else $5 end,
                "refreshTokenExpiresAt" = coalesce($6, "refreshTokenExpiresAt"),
                "updatedAt" = $7
            where "id" = $1"#,

@@ -96,7 +96,10 @@ pub(crate) fn load(src: &Source) -> Result<Vec<ProviderConfig>, ConfigError> {
     // The environment: LATCHKEY_PROVIDER_<ID>_<KEY>, the key found as a suffix.
     for name in src.env_names_with_prefix(PROVIDER_PREFIX) {
         let rest = &name[PROVIDER_PREFIX.len()..];
-        let rest = rest.strip_suffix("_FILE").unwrap_or(rest);
+        let (rest, is_file) = match rest.strip_suffix("_FILE") {
+            Some(r) => (r, true),
+            None => (rest, false),
+        };
         let found = KEYS.iter().find_map(|key| {
             let upper = format!("_{}", key.to_ascii_uppercase());
             rest.strip_suffix(&upper)
@@ -118,6 +121,12 @@ pub(crate) fn load(src: &Source) -> Result<Vec<ProviderConfig>, ConfigError> {
         if key == "client_secret" {
             raw.entry(id).or_default();
             continue;
+        }
+        if is_file {
+            return Err(ConfigError::new(
+                name,
+                "only the client secret is read from a file (_CLIENT_SECRET_FILE); give this value itself",
+            ));
         }
         if let Some(value) = src.get(&name)? {
             raw.entry(id).or_default().insert(key, value);
@@ -141,7 +150,17 @@ pub(crate) fn load(src: &Source) -> Result<Vec<ProviderConfig>, ConfigError> {
     Ok(providers)
 }
 
+/// Ids that name something else in the `account` table: `credential` is the password account
+/// (a provider of that name would match password rows by user id).
+const RESERVED_IDS: &[&str] = &["credential"];
+
 fn check_id(id: &str, setting: &str) -> Result<(), ConfigError> {
+    if RESERVED_IDS.contains(&id) {
+        return Err(ConfigError::new(
+            setting,
+            format!("{id:?} is reserved (the password account's providerId); name the provider otherwise"),
+        ));
+    }
     let ok = !id.is_empty()
         && id
             .bytes()
@@ -394,5 +413,13 @@ mod tests {
             "providers.Corp"
         );
         assert_eq!(err(&[], "providers = 3"), "providers");
+        assert_eq!(
+            err(&[], "[providers.credential]\ntype = \"oidc\""),
+            "providers.credential"
+        );
+        assert_eq!(
+            err(&[("LATCHKEY_PROVIDER_X_CLIENT_ID_FILE", "/tmp/id")], ""),
+            "LATCHKEY_PROVIDER_X_CLIENT_ID_FILE"
+        );
     }
 }

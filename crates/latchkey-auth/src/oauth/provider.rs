@@ -183,9 +183,16 @@ impl Provider {
                 "discovery document names issuer {found_issuer:?}, not the configured {configured:?}"
             ));
         }
+        // A remote issuer may not point us at plain-http (loopback) endpoints: those are for
+        // local test peers only, and would let a provider reach services on this host.
+        let local_issuer = issuer.scheme() == "http";
         let endpoint = |k: &str| -> Result<Url, String> {
             let raw = text(k).ok_or_else(|| format!("discovery document without {k}"))?;
-            super::config::parse_url(raw).map_err(|e| format!("{k}: {e}"))
+            let url = super::config::parse_url(raw).map_err(|e| format!("{k}: {e}"))?;
+            if url.scheme() == "http" && !local_issuer {
+                return Err(format!("{k}: {raw:?} is plain http at an https issuer"));
+            }
+            Ok(url)
         };
         let jwks_uri = endpoint("jwks_uri")?;
         let mut verifier = latchkey_jwt::VerifierConfig::new(
@@ -196,6 +203,9 @@ impl Provider {
         verifier.leeway = Duration::from_secs(30);
         verifier.max_token_bytes = 16 * 1024;
         let id_tokens = latchkey_jwt::Verifier::new(verifier).map_err(|e| e.to_string())?;
+        // Keys the provider drops must stop verifying: refetch the JWKS on its interval, not
+        // only when a token names an unknown key.
+        drop(id_tokens.spawn_refresher());
         Ok(Endpoints {
             authorize: endpoint("authorization_endpoint")?,
             token: endpoint("token_endpoint")?,
@@ -453,6 +463,18 @@ impl Provider {
         })
     }
 
+    /// The ID token of a refresh answer, kept only if it verifies (no nonce: none was sent)
+    /// and names the account's subject.
+    pub(crate) async fn refreshed_id_token_ok(&self, token: &str, subject: &str) -> bool {
+        match self.verify_id_token(token, None).await {
+            Ok(p) => p.id == subject,
+            Err(e) => {
+                tracing::info!(provider = %self.id(), "refresh: ID token dropped: {e}");
+                false
+            }
+        }
+    }
+
     /// An ID token handed to us directly (sign-in with `idToken`): verified as on a callback;
     /// the profile is its claims.
     pub(crate) async fn verify_id_token(
@@ -494,6 +516,21 @@ impl Provider {
             .verify(id_token)
             .await
             .map_err(|err| bad(format!("ID token refused: {}", err.code())))?;
+        // OpenID Connect Core §3.1.3.7 beyond what the verifier checks: a subject, an issue
+        // time, and with several audiences an `azp` naming us (an `azp` is always ours).
+        if claims.sub.is_empty() || claims.iat.is_none() {
+            return Err(bad("ID token without sub or iat".into()));
+        }
+        let several = matches!(claims.all.get("aud"), Some(Value::Array(a)) if a.len() > 1);
+        match claims.all.get("azp").and_then(Value::as_str) {
+            Some(azp) if azp != self.config.client_id => {
+                return Err(bad("ID token for another party (azp)".into()))
+            }
+            None if several => {
+                return Err(bad("ID token with several audiences and no azp".into()))
+            }
+            _ => {}
+        }
         let mut all = Value::Object(claims.all);
         match (nonce, all.get("nonce").and_then(Value::as_str)) {
             (Some(want), Some(got)) if want == got => {}

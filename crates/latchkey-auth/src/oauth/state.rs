@@ -56,6 +56,14 @@ pub(crate) struct FlowState {
     pub(crate) id_token_nonce: Option<String>,
     #[serde(rename = "oauthState", default)]
     pub(crate) oauth_state: Option<String>,
+    /// The provider the flow was started for (latchkey's addition; Better-Auth's rows have
+    /// none, and ignore it): a state cannot be finished at another provider's callback.
+    #[serde(
+        rename = "latchkeyProvider",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub(crate) provider: Option<String>,
 }
 
 /// `generateRandomString(n)` over `[A-Za-z0-9_-]`: the state, the PKCE verifier, the nonce.
@@ -140,6 +148,7 @@ mod tests {
             request_sign_up: None,
             id_token_nonce: Some("n".into()),
             oauth_state: Some("s".into()),
+            provider: None,
         };
         assert_eq!(
             serde_json::to_string(&s).unwrap(),
