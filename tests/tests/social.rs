@@ -969,7 +969,8 @@ fn link_social_adds_an_account_to_the_signed_in_user() {
 /// An ID token straight from the OP for `client` (the app's own provider SDK would hold one):
 /// the authorization flow up to the redirect, then the token request.
 fn id_token_from_op(
-    s: &Stack,
+    op: &OidcProvider,
+    auth_url: &str,
     client: &str,
     secret: &str,
     basic: bool,
@@ -980,7 +981,7 @@ fn id_token_from_op(
     let (verifier, challenge) = pkce_pair();
     let callback = format!(
         "{}/api/auth/callback/{}",
-        s.auth.url(),
+        auth_url,
         if client == "lk-corp" {
             "corp"
         } else {
@@ -988,7 +989,7 @@ fn id_token_from_op(
         }
     );
     let url = with_query(
-        &format!("{}/auth", s.op.issuer()),
+        &format!("{}/auth", op.issuer()),
         &[
             ("response_type", "code"),
             ("client_id", client),
@@ -1005,7 +1006,7 @@ fn id_token_from_op(
     let out = follow(&url, &mut jar, &callback);
     out.assert_reached();
     let code = out.param("code").unwrap();
-    let token_endpoint = s.op.discovery()["token_endpoint"]
+    let token_endpoint = op.discovery()["token_endpoint"]
         .as_str()
         .unwrap()
         .to_string();
@@ -1015,7 +1016,7 @@ fn id_token_from_op(
         ("redirect_uri", callback.as_str()),
         ("code_verifier", verifier.as_str()),
     ];
-    let mut req = Client::new(&s.op.issuer()).post(&token_endpoint);
+    let mut req = Client::new(&op.issuer()).post(&token_endpoint);
     if basic {
         use base64::Engine;
         let auth = base64::engine::general_purpose::STANDARD.encode(format!("{client}:{secret}"));
@@ -1039,7 +1040,15 @@ fn sign_in_with_an_id_token_from_the_provider() {
         &email,
         json!({"sub": "sub-idt", "email_verified": true, "name": "Ida"}),
     );
-    let token = id_token_from_op(&s, "lk-corp", CORP_SECRET, true, &email, "n-123");
+    let token = id_token_from_op(
+        &s.op,
+        &s.auth.url(),
+        "lk-corp",
+        CORP_SECRET,
+        true,
+        &email,
+        "n-123",
+    );
     let post = |body: Value| {
         s.auth
             .browser()
@@ -1051,7 +1060,15 @@ fn sign_in_with_an_id_token_from_the_provider() {
     post(json!({"provider": "corp", "idToken": {"token": token, "nonce": "n-other"}}))
         .expect_error(401, "INVALID_TOKEN");
     // A token for another client (audience): refused.
-    let google_token = id_token_from_op(&s, "lk-google", GOOGLE_SECRET, false, &email, "n-g");
+    let google_token = id_token_from_op(
+        &s.op,
+        &s.auth.url(),
+        "lk-google",
+        GOOGLE_SECRET,
+        false,
+        &email,
+        "n-g",
+    );
     post(json!({"provider": "corp", "idToken": {"token": google_token}}))
         .expect_error(401, "INVALID_TOKEN");
     // A forged signature: refused.
@@ -1253,7 +1270,15 @@ fn sealed_values_are_never_opened_for_the_client() {
         .query(r#"select "privateKey" from "jwks" limit 1"#, &[])[0]
         .get(0);
     let key_blob = key_blob.trim_matches('"').to_string();
-    let token = id_token_from_op(&s, "lk-corp", CORP_SECRET, true, &email, "n-o");
+    let token = id_token_from_op(
+        &s.op,
+        &s.auth.url(),
+        "lk-corp",
+        CORP_SECRET,
+        true,
+        &email,
+        "n-o",
+    );
     let resp = s
         .auth
         .browser()
@@ -1279,7 +1304,15 @@ fn sealed_values_are_never_opened_for_the_client() {
     assert!(!handed.contains("crv"));
 
     // A returning idToken sign-in without an access token keeps the stored one.
-    let token2 = id_token_from_op(&s, "lk-corp", CORP_SECRET, true, &email, "n-o2");
+    let token2 = id_token_from_op(
+        &s.op,
+        &s.auth.url(),
+        "lk-corp",
+        CORP_SECRET,
+        true,
+        &email,
+        "n-o2",
+    );
     s.auth
         .browser()
         .post("/api/auth/sign-in/social")
@@ -1292,4 +1325,32 @@ fn sealed_values_are_never_opened_for_the_client() {
     )[0]
     .get(0);
     assert_eq!(stored.as_deref(), Some(key_blob.as_str()));
+}
+
+#[test]
+fn an_id_token_from_another_issuer_is_refused() {
+    let s = start(|s| s);
+    // A second, independent OpenID provider that knows a client of the same id.
+    let callback = format!("{}/api/auth/callback/corp", s.auth.url());
+    let rogue = OidcProvider::builder()
+        .client(OidcClient::new("lk-corp", CORP_SECRET, &callback).basic())
+        .start();
+    let email = random_email();
+    rogue.set_user(&email, json!({"sub": "sub-rogue", "email_verified": true}));
+    let token = id_token_from_op(
+        &rogue,
+        &s.auth.url(),
+        "lk-corp",
+        CORP_SECRET,
+        true,
+        &email,
+        "n-r",
+    );
+    s.auth
+        .browser()
+        .post("/api/auth/sign-in/social")
+        .json(&json!({"provider": "corp", "idToken": {"token": token, "nonce": "n-r"}}))
+        .send()
+        .expect_error(401, "INVALID_TOKEN");
+    assert_eq!(s.count(r#"select count(*) from "user""#), 0);
 }
