@@ -12,7 +12,7 @@
 //! | `LATCHKEY_JWT_AUDIENCE` | origin of `BETTER_AUTH_URL`, else the issuer | |
 //! | `LATCHKEY_JWKS_REFRESH` | `300` (s) | a successful fetch replaces the key set: a key gone from the JWKS is refused from then on |
 //! | `LATCHKEY_JWT_MAX_LIFETIME` | `86400` (s) | longest `exp − iat` accepted (1 s to 1 year); a token without `iat` is refused |
-//! | `LATCHKEY_JWT_CACHE_SIZE` | `10000` | entries of the verified-token cache (at most 1000000); `0` turns it off |
+//! | `LATCHKEY_JWT_CACHE_SIZE` | `10000` | entries of the verified-token cache (at most 1000000; about 3 KB each at Better-Auth's token size); `0` turns it off |
 //! | `LATCHKEY_JWKS_CA_FILE` | — | extra PEM roots for an https JWKS |
 //! | `LATCHKEY_REVOCATION` | `off` | `session` needs `DATABASE_URL` (secret) |
 //! | `LATCHKEY_REVOCATION_CACHE_TTL` | `5` (s) | 0 disables the cache |

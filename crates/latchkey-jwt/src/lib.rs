@@ -101,7 +101,8 @@ pub struct VerifierConfig {
     pub extra_roots: Option<PathBuf>,
     /// Entries of the verified-token cache (crate docs); `0` (the default here): no cache.
     /// Worth it for access tokens presented on many requests; pointless for single-use
-    /// tokens such as OpenID Connect ID tokens.
+    /// tokens such as OpenID Connect ID tokens. An entry holds the parsed claims: about 3 KB
+    /// for a Better-Auth token of 645 bytes.
     pub cache_size: usize,
 }
 

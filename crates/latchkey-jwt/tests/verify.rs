@@ -1295,6 +1295,17 @@ fn thread_cpu_ns() -> u64 {
         .unwrap_or(0)
 }
 
+/// Resident set size of this process, in KB (`/proc/self/status`).
+fn rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+            line.split_whitespace().nth(1)?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
 /// Wall and CPU µs per call of `n` calls of `f`.
 async fn per_call<F: std::future::Future<Output = ()>>(
     n: usize,
@@ -1321,8 +1332,20 @@ async fn cost_of_a_verification_with_and_without_the_cache() {
     let server = JwksServer::start(&[&ed]).await;
     let off = ready_verifier(&server).await;
     let on = cached_verifier(&server, 10_000).await;
-    // A token shaped like Better-Auth's (the same claims).
-    let token = sign(&ed, &claims());
+    // A token shaped like Better-Auth's: the user row as claims, plus the registered ones.
+    let better_auth = |sub: &str| {
+        let mut cl = claims();
+        cl["sub"] = json!(sub);
+        cl["id"] = json!(sub);
+        cl["name"] = json!("Robert Example");
+        cl["email"] = json!("robert.example@example.com");
+        cl["image"] = Value::Null;
+        cl["createdAt"] = json!("2026-11-26T10:00:00.000Z");
+        cl["updatedAt"] = json!("2026-11-26T10:00:00.000Z");
+        cl["sid"] = json!("Vd8iP0uDgpxV9XydQHomo3u5X9CQl3G0");
+        cl
+    };
+    let token = sign(&ed, &better_auth("plCzYpFu1QcGYIpdpaj7BLVtKW9YODPe"));
     println!(
         "token: {} bytes; {N} calls per row; µs per verify, wall / CPU of this thread",
         token.len()
@@ -1347,14 +1370,11 @@ async fn cost_of_a_verification_with_and_without_the_cache() {
     // the difference is smaller than this machine's run-to-run noise, and a fixed order
     // once showed it as an 8 µs gap that alternating made disappear.
     let distinct: Vec<String> = (0..20_000)
-        .map(|n| {
-            let mut cl = claims();
-            cl["sub"] = json!(format!("user-{n}"));
-            sign(&ed, &cl)
-        })
+        .map(|n| sign(&ed, &better_auth(&format!("user-{n:026}"))))
         .collect();
     for round in 1..=3 {
         let fresh_on = cached_verifier(&server, 10_000).await;
+        let rss_before = rss_kb();
         let (on_wall, on_cpu) = per_call(distinct.len(), |i| {
             let (v, t) = (&fresh_on, &distinct[i]);
             async move {
@@ -1375,5 +1395,14 @@ async fn cost_of_a_verification_with_and_without_the_cache() {
             "round {round}: 20000 distinct tokens, all misses: cache on {on_wall:.2} / {on_cpu:.2} µs, \
              cache off {off_wall:.2} / {off_cpu:.2} µs"
         );
+        if round == 1 {
+            // The first full cache in this process: what the RSS grew by is about its size.
+            let grown = rss_kb().saturating_sub(rss_before);
+            println!(
+                "a full cache of {} entries: RSS grew by {grown} KB ({} bytes an entry)",
+                s.entries,
+                grown * 1024 / s.entries as u64
+            );
+        }
     }
 }
