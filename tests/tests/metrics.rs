@@ -161,6 +161,15 @@ fn outbox_deliveries_are_counted_by_kind_and_outcome() {
         assert!(std::time::Instant::now() < deadline, "no retry counted");
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+    // The message waits for its retry: the worker, idle, counts it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while value(&scrape(metrics), "latchkey_mail_outbox_pending", &[]) != 1.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the waiting message not counted"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     smtp.up();
     smtp.wait_for(&alice.email(), std::time::Duration::from_secs(40));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
@@ -168,6 +177,14 @@ fn outbox_deliveries_are_counted_by_kind_and_outcome() {
     while value(&scrape(metrics), "latchkey_mail_deliveries_total", &sent) < 1.0 {
         assert!(std::time::Instant::now() < deadline, "the send not counted");
         std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while value(&scrape(metrics), "latchkey_mail_outbox_pending", &[]) != 0.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sent message still counted"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
     }
     let samples = scrape(metrics);
     assert_eq!(

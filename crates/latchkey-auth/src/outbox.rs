@@ -198,6 +198,18 @@ async fn purge(db: &Db) -> Result<u64, StoreError> {
     Ok(outbox + expired)
 }
 
+/// Messages neither sent nor given up (due now or waiting for a retry).
+async fn pending(db: &Db) -> Result<i64, StoreError> {
+    let conn = db.conn().await?;
+    let row = conn
+        .row(
+            r#"select count(*) from "latchkey_outbox" where "sentAt" is null and "failedAt" is null"#,
+            &[],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
 /// Sends one claimed message and records the outcome. `true` if it went out.
 async fn deliver(db: &Db, transport: &Transport, metrics: &AuthMetrics, msg: Claimed) -> bool {
     let outgoing = Outgoing {
@@ -279,7 +291,14 @@ pub(crate) async fn run(
                 deliver(&db, &transport, &metrics, msg).await;
                 continue;
             }
-            Ok(None) => db_warned = false,
+            Ok(None) => {
+                db_warned = false;
+                // Nothing due: a good moment to count what waits (retries not yet due), for
+                // the outbox-depth gauge.
+                if let Ok(n) = pending(&db).await {
+                    metrics.mail_pending(n);
+                }
+            }
             Err(e) => {
                 if !db_warned {
                     tracing::warn!("mail outbox: cannot read the outbox: {e}");

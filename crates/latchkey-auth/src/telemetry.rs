@@ -38,6 +38,7 @@ pub(crate) struct AuthMetrics {
     hashes_waiting: Gauge,
     pool: Family<PoolState, Gauge>,
     mail: Family<MailOutcome, Counter>,
+    mail_pending: Gauge,
 }
 
 impl AuthMetrics {
@@ -82,7 +83,17 @@ impl AuthMetrics {
              failed: given up after the last attempt)",
             m.mail.clone(),
         );
+        registry.register(
+            "mail_outbox_pending",
+            "Messages in the outbox not yet sent nor given up, as this replica's worker last \
+             counted them (it counts when nothing is due)",
+            m.mail_pending.clone(),
+        );
         m
+    }
+
+    pub(crate) fn mail_pending(&self, n: i64) {
+        self.mail_pending.set(n);
     }
 
     /// One send attempt of the outbox worker. `kind` comes from the outbox row, written only
