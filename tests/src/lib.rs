@@ -22,6 +22,7 @@ pub mod oauth_peers;
 pub mod pg;
 pub mod pooler;
 pub mod proc;
+pub mod prom;
 pub mod smtp;
 pub mod stack;
 pub mod tls;

@@ -4,47 +4,17 @@
 //! signed-out session are refused exactly as without the cache; size 0 turns it off, and the
 //! entry count never exceeds the size.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use latchkey_e2e::jwt;
+use latchkey_e2e::prom::{scrape, value};
 use latchkey_e2e::stack::{Api, Auth, Session};
-use latchkey_e2e::{free_port, Client, Resp};
+use latchkey_e2e::{free_port, Resp};
 use serde_json::{json, Value};
 
 /// The verifier's fixed clock-skew allowance (latchkey_jwt::VerifierConfig::new; latchkey-api
 /// has no setting for it).
 const LEEWAY: i64 = 10;
-
-fn scrape(port: u16) -> Vec<prometheus_parse::Sample> {
-    let r = Client::new(&format!("http://127.0.0.1:{port}"))
-        .get("/metrics")
-        .send();
-    r.expect(200);
-    let lines = r
-        .text()
-        .lines()
-        .map(|l| Ok(l.to_string()))
-        .collect::<Vec<_>>();
-    prometheus_parse::Scrape::parse(lines.into_iter())
-        .expect("a valid exposition")
-        .samples
-}
-
-fn value(samples: &[prometheus_parse::Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
-    let want: HashMap<&str, &str> = labels.iter().copied().collect();
-    samples
-        .iter()
-        .filter(|s| s.metric == name)
-        .filter(|s| want.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-        .map(|s| match s.value {
-            prometheus_parse::Value::Counter(v)
-            | prometheus_parse::Value::Gauge(v)
-            | prometheus_parse::Value::Untyped(v) => v,
-            _ => 0.0,
-        })
-        .sum()
-}
 
 /// The cache's counters and size in one scrape.
 #[derive(Debug, Clone, Copy, PartialEq)]

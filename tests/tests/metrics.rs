@@ -2,48 +2,9 @@
 //! requests by route and status, sign-in outcomes, JWT rejections by reason, the key set, the
 //! pool; and not served on the public listener.
 
-use std::collections::HashMap;
-
+use latchkey_e2e::prom::{scrape, value};
 use latchkey_e2e::stack::{Api, Auth, PASSWORD};
-use latchkey_e2e::{free_port, random_email, Client};
-
-/// The samples of one scrape: `name{labels}` → value.
-fn scrape(port: u16) -> Vec<prometheus_parse::Sample> {
-    let r = Client::new(&format!("http://127.0.0.1:{port}"))
-        .get("/metrics")
-        .send();
-    r.expect(200);
-    assert!(
-        r.header("content-type")
-            .unwrap_or("")
-            .starts_with("text/plain"),
-        "{:?}",
-        r.headers
-    );
-    let lines = r
-        .text()
-        .lines()
-        .map(|l| Ok(l.to_string()))
-        .collect::<Vec<_>>();
-    prometheus_parse::Scrape::parse(lines.into_iter())
-        .expect("a valid exposition")
-        .samples
-}
-
-fn value(samples: &[prometheus_parse::Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
-    let want: HashMap<&str, &str> = labels.iter().copied().collect();
-    samples
-        .iter()
-        .filter(|s| s.metric == name)
-        .filter(|s| want.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-        .map(|s| match s.value {
-            prometheus_parse::Value::Counter(v)
-            | prometheus_parse::Value::Gauge(v)
-            | prometheus_parse::Value::Untyped(v) => v,
-            _ => 0.0,
-        })
-        .sum()
-}
+use latchkey_e2e::{free_port, random_email};
 
 #[test]
 fn both_daemons_expose_their_metrics() {

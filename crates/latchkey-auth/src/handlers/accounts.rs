@@ -33,6 +33,14 @@ fn not_found() -> AuthError {
     AuthError::bad_request("ACCOUNT_NOT_FOUND", "Account not found")
 }
 
+/// The caller's account with row id `id`, or 400 `ACCOUNT_NOT_FOUND` (another user's too).
+async fn account_of(st: &State, user_id: &str, id: &str) -> Result<Account, AuthError> {
+    let conn = st.db.conn().await?;
+    accounts::of_user(&conn, user_id, id)
+        .await?
+        .ok_or_else(not_found)
+}
+
 fn iso(t: &Option<DateTime<Utc>>) -> Value {
     t.map(|t| Value::String(t.to_rfc3339_opts(SecondsFormat::Millis, true)))
         .unwrap_or(Value::Null)
@@ -118,11 +126,7 @@ pub(crate) async fn get_access_token(
     Caller { user, .. }: Caller,
     AccountRef { account_id }: AccountRef,
 ) -> Result<Reply, AuthError> {
-    let conn = st.db.conn().await?;
-    let Some(mut account) = accounts::of_user(&conn, &user.id, &account_id).await? else {
-        return Err(not_found());
-    };
-    drop(conn);
+    let mut account = account_of(st, &user.id, &account_id).await?;
     let expiring = account
         .access_token_expires_at
         .is_some_and(|t| t - Utc::now() < chrono::Duration::seconds(5));
@@ -165,11 +169,7 @@ pub(crate) async fn refresh_token(
     Caller { user, .. }: Caller,
     AccountRef { account_id }: AccountRef,
 ) -> Result<Reply, AuthError> {
-    let conn = st.db.conn().await?;
-    let Some(account) = accounts::of_user(&conn, &user.id, &account_id).await? else {
-        return Err(not_found());
-    };
-    drop(conn);
+    let account = account_of(st, &user.id, &account_id).await?;
     let account = refresh(st, &account).await.map_err(|code| {
         let message = match code {
             "REFRESH_TOKEN_NOT_FOUND" => "Refresh token not found",
@@ -206,11 +206,7 @@ pub(crate) async fn account_info(
     _: (),
 ) -> Result<Reply, AuthError> {
     let account_id = req.query("accountId").unwrap_or_default();
-    let conn = st.db.conn().await?;
-    let Some(account) = accounts::of_user(&conn, &user.id, account_id).await? else {
-        return Err(not_found());
-    };
-    drop(conn);
+    let account = account_of(st, &user.id, account_id).await?;
     let Some(provider) = st.providers.get(&account.provider_id) else {
         return Err(AuthError::bad_request(
             "PROVIDER_NOT_SUPPORTED",

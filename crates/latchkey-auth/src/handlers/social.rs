@@ -84,36 +84,27 @@ pub(crate) async fn sign_in_social(
     _: (),
     body: SignInSocial,
 ) -> Result<Reply, AuthError> {
-    for (url, code, message) in [
-        (
-            &body.callback,
-            "INVALID_CALLBACK_URL",
-            "Invalid callbackURL",
-        ),
-        (
-            &body.error_callback,
-            "INVALID_ERROR_CALLBACK_URL",
-            "Invalid errorCallbackURL",
-        ),
-        (
-            &body.new_user_callback,
-            "INVALID_NEW_USER_CALLBACK_URL",
-            "Invalid newUserCallbackURL",
-        ),
-    ] {
-        if let Some(url) = url {
-            if !st.origins.trusts_callback(url) {
-                return Err(AuthError::forbidden(code, message));
-            }
-        }
-    }
-    let Some(provider) = st.providers.get(&body.provider) else {
-        return Err(AuthError::api(
-            StatusCode::NOT_FOUND,
-            "PROVIDER_NOT_FOUND",
-            "Provider not found",
-        ));
-    };
+    check_flow_urls(
+        st,
+        &[
+            (
+                &body.callback,
+                "INVALID_CALLBACK_URL",
+                "Invalid callbackURL",
+            ),
+            (
+                &body.error_callback,
+                "INVALID_ERROR_CALLBACK_URL",
+                "Invalid errorCallbackURL",
+            ),
+            (
+                &body.new_user_callback,
+                "INVALID_NEW_USER_CALLBACK_URL",
+                "Invalid newUserCallbackURL",
+            ),
+        ],
+    )?;
+    let provider = find_provider(st, &body.provider)?;
     if let Some(id_token) = body.id_token {
         let callback = body.callback.unwrap_or_else(|| "/".to_string());
         return sign_in_with_id_token(st, req, provider, id_token, &callback).await;
@@ -234,31 +225,22 @@ pub(crate) async fn link_social(
     Caller { session, user }: Caller,
     body: LinkSocial,
 ) -> Result<Reply, AuthError> {
-    for (url, code, message) in [
-        (
-            &body.callback,
-            "INVALID_CALLBACK_URL",
-            "Invalid callbackURL",
-        ),
-        (
-            &body.error_callback,
-            "INVALID_ERROR_CALLBACK_URL",
-            "Invalid errorCallbackURL",
-        ),
-    ] {
-        if let Some(url) = url {
-            if !st.origins.trusts_callback(url) {
-                return Err(AuthError::forbidden(code, message));
-            }
-        }
-    }
-    let Some(provider) = st.providers.get(&body.provider) else {
-        return Err(AuthError::api(
-            StatusCode::NOT_FOUND,
-            "PROVIDER_NOT_FOUND",
-            "Provider not found",
-        ));
-    };
+    check_flow_urls(
+        st,
+        &[
+            (
+                &body.callback,
+                "INVALID_CALLBACK_URL",
+                "Invalid callbackURL",
+            ),
+            (
+                &body.error_callback,
+                "INVALID_ERROR_CALLBACK_URL",
+                "Invalid errorCallbackURL",
+            ),
+        ],
+    )?;
+    let provider = find_provider(st, &body.provider)?;
     if body.id_token {
         return Err(AuthError::bad_request(
             "ID_TOKEN_NOT_SUPPORTED",
@@ -340,6 +322,31 @@ async fn sign_in_with_id_token(
             code.replace('_', " "),
         )),
     }
+}
+
+/// The URLs a flow may send the browser to must be trusted (403 with the URL's own code).
+fn check_flow_urls(
+    st: &State,
+    urls: &[(&Option<String>, &'static str, &'static str)],
+) -> Result<(), AuthError> {
+    for (url, code, message) in urls {
+        if let Some(url) = url {
+            if !st.origins.trusts_callback(url) {
+                return Err(AuthError::forbidden(code, message));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn find_provider<'a>(st: &'a State, id: &str) -> Result<&'a Provider, AuthError> {
+    st.providers.get(id).map(|p| p.as_ref()).ok_or_else(|| {
+        AuthError::api(
+            StatusCode::NOT_FOUND,
+            "PROVIDER_NOT_FOUND",
+            "Provider not found",
+        )
+    })
 }
 
 fn unavailable(e: ProviderError) -> AuthError {
