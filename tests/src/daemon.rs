@@ -89,11 +89,15 @@ pub struct DaemonSpec {
 
 impl DaemonSpec {
     pub fn new(bin: &str, port: u16) -> Self {
+        // Tests stop daemons all the time: no drain delay unless a test asks for one.
+        let mut env = vec![("LATCHKEY_SHUTDOWN_DELAY".to_string(), "0".to_string())];
+        if let Ok(statements) = std::env::var("LATCHKEY_E2E_STATEMENTS") {
+            env.push(("LATCHKEY_DB_STATEMENTS".to_string(), statements));
+        }
         Self {
             bin: bin.to_string(),
             args: Vec::new(),
-            // Tests stop daemons all the time: no drain delay unless a test asks for one.
-            env: vec![("LATCHKEY_SHUTDOWN_DELAY".to_string(), "0".to_string())],
+            env,
             port,
             https_ca: None,
         }

@@ -12,6 +12,8 @@
 //!   directory this test binary was built into).
 //! * `LATCHKEY_E2E_POOLER` — `transaction` or `session`: the daemons reach Postgres through
 //!   PgBouncer (`LATCHKEY_PGBOUNCER`, else `pgbouncer` on PATH) in that pool mode.
+//! * `LATCHKEY_E2E_STATEMENTS` — `prepared`: every daemon runs with
+//!   `LATCHKEY_DB_STATEMENTS=prepared` (scripts/test does so for the session-mode pass).
 
 pub mod daemon;
 pub mod http;

@@ -52,6 +52,23 @@ fn check_config_accepts_a_good_configuration() {
 }
 
 #[test]
+fn statement_mode_is_checked_at_start_up() {
+    let db = cluster().create_db();
+    let mut env = auth_env(&db, &"s".repeat(40));
+    env.push(("LATCHKEY_DB_STATEMENTS".into(), "prepared".into()));
+    run_tool("latchkey-auth", &["check-config"], &env).assert_success();
+    env.retain(|(k, _)| k != "LATCHKEY_DB_STATEMENTS");
+    env.push(("LATCHKEY_DB_STATEMENTS".into(), "named".into()));
+    let out = run_tool("latchkey-auth", &["check-config"], &env);
+    assert_eq!(out.code(), Some(2), "{out:?}");
+    let text = all_output(&out);
+    assert!(
+        text.contains("LATCHKEY_DB_STATEMENTS") && text.contains("unnamed or prepared"),
+        "{text}"
+    );
+}
+
+#[test]
 fn secret_from_a_file_is_used() {
     let db = cluster().create_db();
     let secret = format!("file-{}", latchkey_e2e::random_string(40));

@@ -82,8 +82,10 @@ impl App {
                 database_url,
                 cache_ttl,
                 db_timeout,
+                statements,
             } => Some(SessionCheck::new(
-                Db::new(latchkey_core::db::pool(database_url, 8)?, *db_timeout),
+                Db::new(latchkey_core::db::pool(database_url, 8)?, *db_timeout)
+                    .with_statements(*statements),
                 *cache_ttl,
                 telemetry.clone(),
             )),

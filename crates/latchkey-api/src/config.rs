@@ -81,6 +81,8 @@ pub enum Revocation {
         cache_ttl: Duration,
         /// Bound on each session query (`LATCHKEY_DB_TIMEOUT`); past it the request is a 503.
         db_timeout: Duration,
+        /// Unnamed or prepared statements (`LATCHKEY_DB_STATEMENTS`).
+        statements: latchkey_core::sql::Statements,
     },
 }
 
@@ -194,6 +196,7 @@ impl Config {
                     database_url,
                     cache_ttl,
                     db_timeout,
+                    statements: latchkey_core::sql::Statements::from_source(src)?,
                 }
             }
             Some(other) => {

@@ -53,6 +53,8 @@ pub(crate) struct AuthConfig {
     /// How long a sign-in may wait for a hashing slot before a 503.
     pub(crate) hash_queue_timeout: Duration,
     pub(crate) db_pool_size: usize,
+    /// Unnamed or prepared statements (`LATCHKEY_DB_STATEMENTS`).
+    pub(crate) db_statements: latchkey_core::sql::Statements,
     /// Bound on every database call (`LATCHKEY_DB_TIMEOUT`); past it the answer is a 503.
     pub(crate) db_timeout: Duration,
     /// Pooled connections unused this long are closed (`LATCHKEY_DB_IDLE_TIMEOUT`; 0 keeps
@@ -269,6 +271,7 @@ impl AuthConfig {
                 "must be at least 1",
             ));
         }
+        let db_statements = latchkey_core::sql::Statements::from_source(src)?;
         let db_timeout = src.positive_seconds_within(
             "LATCHKEY_DB_TIMEOUT",
             Duration::from_secs(5),
@@ -398,6 +401,7 @@ impl AuthConfig {
             hash_concurrency,
             hash_queue_timeout,
             db_pool_size,
+            db_statements,
             db_timeout,
             db_idle_timeout,
             audit_retention,

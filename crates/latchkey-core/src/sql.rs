@@ -1,12 +1,19 @@
 //! How our code talks to Postgres: through any transaction-mode pooler, in bounded time.
 //!
-//! * **Unnamed statements only.** tokio-postgres prepares each `query`/`execute` as a named
-//!   statement (`s0`, `s1`, ...). Behind a transaction pooler (PgBouncer in transaction mode,
-//!   Neon's and Supabase's poolers, RDS Proxy) consecutive statements of one client land on
-//!   different server connections, where those names collide or do not exist. The typed
-//!   variants (`query_typed`, `execute_typed`) send Parse/Bind/Execute of an unnamed statement
-//!   in one round trip, which every pooler passes through. [`Sql`] offers only those, and the
-//!   workspace's `clippy.toml` disallows the named ones.
+//! * **Unnamed statements by default.** tokio-postgres prepares each `query`/`execute` as a
+//!   named statement (`s0`, `s1`, ...). Behind a transaction pooler (PgBouncer in transaction
+//!   mode, Neon's and Supabase's poolers, RDS Proxy) consecutive statements of one client land
+//!   on different server connections, where those names collide (another client's `s0` is
+//!   another query) or do not exist. The typed variants (`query_typed`, `execute_typed`) send
+//!   Parse/Bind/Execute of an unnamed statement in one round trip, which every pooler passes
+//!   through; the workspace's `clippy.toml` disallows the named ones everywhere but here.
+//! * **Prepared statements where the connection allows them** ([`Statements::Prepared`],
+//!   `LATCHKEY_DB_STATEMENTS=prepared`): each connection prepares a statement once and keeps
+//!   it, so Postgres parses and plans it once instead of on every call (the get-session join
+//!   cost 91 µs of Postgres CPU unnamed, 20 µs prepared, in pgbench; BENCHMARKS.md). Only for
+//!   a direct connection, a session-mode pooler, or one that tracks prepared statements
+//!   itself (PgBouncer ≥ 1.21 with `max_prepared_statements`): it cannot be detected safely
+//!   (Neon's pooler listens on Postgres' own port), so it is a setting.
 //! * **Bounded time.** Every call is cut off after the configured timeout (the pooler may hold
 //!   a query while its server login fails, a restarting Postgres may accept and never answer).
 //!   A connection whose call timed out is not returned to the pool: its state is unknown.
@@ -16,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::{GenericClient as _, Row};
+use tokio_postgres::{GenericClient as _, Row, Statement};
 
 /// One query parameter with its Postgres type (the type is what makes the statement unnamed).
 pub type Param<'a> = (&'a (dyn ToSql + Sync), Type);
@@ -82,16 +89,51 @@ impl From<deadpool_postgres::PoolError> for DbError {
     }
 }
 
+/// How statements reach Postgres (`LATCHKEY_DB_STATEMENTS`; see the module docs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Statements {
+    /// Parse, bind and execute an unnamed statement per call: works through every pooler.
+    #[default]
+    Unnamed,
+    /// Prepared once per connection and kept: less Postgres work per call, but only safe
+    /// where one client's statements stay on one server connection.
+    Prepared,
+}
+
+impl Statements {
+    pub const SETTING: &'static str = "LATCHKEY_DB_STATEMENTS";
+
+    pub fn from_source(src: &crate::config::Source) -> Result<Self, crate::config::ConfigError> {
+        match src.get(Self::SETTING)?.as_deref().map(str::trim) {
+            None | Some("unnamed") => Ok(Statements::Unnamed),
+            Some("prepared") => Ok(Statements::Prepared),
+            Some(other) => Err(crate::config::ConfigError::new(
+                Self::SETTING,
+                format!("invalid value {other:?}: expected unnamed or prepared"),
+            )),
+        }
+    }
+}
+
 /// The pool, with the timeout every call on its connections gets.
 #[derive(Clone)]
 pub struct Db {
     pool: deadpool_postgres::Pool,
     timeout: Duration,
+    statements: Statements,
 }
 
 impl Db {
     pub fn new(pool: deadpool_postgres::Pool, timeout: Duration) -> Self {
-        Self { pool, timeout }
+        Self {
+            pool,
+            timeout,
+            statements: Statements::Unnamed,
+        }
+    }
+
+    pub fn with_statements(self, statements: Statements) -> Self {
+        Self { statements, ..self }
     }
 
     pub fn timeout(&self) -> Duration {
@@ -107,6 +149,7 @@ impl Db {
         Ok(Conn {
             object: Some(object),
             timeout: self.timeout,
+            statements: self.statements,
             broken: AtomicBool::new(false),
         })
     }
@@ -146,6 +189,7 @@ impl Db {
 pub struct Conn {
     object: Option<deadpool_postgres::Object>,
     timeout: Duration,
+    statements: Statements,
     broken: AtomicBool,
 }
 
@@ -162,6 +206,10 @@ impl Drop for Conn {
 
 impl Conn {
     fn client(&self) -> Result<&tokio_postgres::Client, DbError> {
+        Ok(self.wrapper()?)
+    }
+
+    fn wrapper(&self) -> Result<&deadpool_postgres::ClientWrapper, DbError> {
         match &self.object {
             Some(object) => Ok(object),
             None => Err(DbError::Timeout(self.timeout)),
@@ -179,6 +227,7 @@ impl Conn {
         Ok(Tx {
             tx,
             timeout,
+            statements: self.statements,
             broken,
         })
     }
@@ -195,6 +244,7 @@ impl Conn {
 pub struct Tx<'a> {
     tx: deadpool_postgres::Transaction<'a>,
     timeout: Duration,
+    statements: Statements,
     broken: &'a AtomicBool,
 }
 
@@ -228,7 +278,8 @@ async fn bounded<T>(
     }
 }
 
-/// Statements on a connection or in a transaction: unnamed, typed, bounded.
+/// Statements on a connection or in a transaction: typed, bounded, unnamed unless the pool
+/// was made for prepared ones.
 pub trait Sql: Sync {
     fn rows(
         &self,
@@ -263,12 +314,44 @@ pub trait Sql: Sync {
 trait Backend: Sync {
     type Client: tokio_postgres::GenericClient + Sync;
     fn parts(&self) -> Result<(&Self::Client, Duration, &AtomicBool), DbError>;
+
+    /// `Some(statement)` when this connection keeps prepared statements (prepared now if it
+    /// was not yet); `None` for unnamed ones.
+    fn prepared(
+        &self,
+        sql: &str,
+        params: &[Param<'_>],
+    ) -> impl Future<Output = Result<Option<Statement>, DbError>> + Send;
+}
+
+fn types(params: &[Param<'_>]) -> Vec<Type> {
+    params.iter().map(|(_, t)| t.clone()).collect()
+}
+
+/// The values alone, for a prepared statement (it has the types).
+fn values<'a>(params: &'a [Param<'a>]) -> Vec<&'a (dyn ToSql + Sync)> {
+    params.iter().map(|(v, _)| *v).collect()
 }
 
 impl Backend for Conn {
     type Client = tokio_postgres::Client;
     fn parts(&self) -> Result<(&Self::Client, Duration, &AtomicBool), DbError> {
         Ok((self.client()?, self.timeout, &self.broken))
+    }
+
+    async fn prepared(
+        &self,
+        sql: &str,
+        params: &[Param<'_>],
+    ) -> Result<Option<Statement>, DbError> {
+        if self.statements == Statements::Unnamed {
+            return Ok(None);
+        }
+        let wrapper = self.wrapper()?;
+        let types = types(params);
+        #[allow(clippy::disallowed_methods)] // the one place for named statements, by setting
+        let prepare = wrapper.prepare_typed_cached(sql, &types);
+        Ok(Some(bounded(self.timeout, &self.broken, prepare).await?))
     }
 }
 
@@ -277,26 +360,55 @@ impl<'a> Backend for Tx<'a> {
     fn parts(&self) -> Result<(&Self::Client, Duration, &AtomicBool), DbError> {
         Ok((&self.tx, self.timeout, self.broken))
     }
+
+    async fn prepared(
+        &self,
+        sql: &str,
+        params: &[Param<'_>],
+    ) -> Result<Option<Statement>, DbError> {
+        if self.statements == Statements::Unnamed {
+            return Ok(None);
+        }
+        let types = types(params);
+        let prepare = self.tx.prepare_typed_cached(sql, &types);
+        Ok(Some(bounded(self.timeout, self.broken, prepare).await?))
+    }
 }
 
 impl<B: Backend> Sql for B {
     async fn rows(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, DbError> {
+        let prepared = self.prepared(sql, params).await?;
         let (c, timeout, broken) = self.parts()?;
-        bounded(timeout, broken, c.query_typed(sql, params)).await
+        match prepared {
+            Some(st) => bounded(timeout, broken, c.query(&st, &values(params))).await,
+            None => bounded(timeout, broken, c.query_typed(sql, params)).await,
+        }
     }
 
     async fn opt_row(&self, sql: &str, params: &[Param<'_>]) -> Result<Option<Row>, DbError> {
+        let prepared = self.prepared(sql, params).await?;
         let (c, timeout, broken) = self.parts()?;
-        bounded(timeout, broken, c.query_typed_opt(sql, params)).await
+        match prepared {
+            Some(st) => bounded(timeout, broken, c.query_opt(&st, &values(params))).await,
+            None => bounded(timeout, broken, c.query_typed_opt(sql, params)).await,
+        }
     }
 
     async fn row(&self, sql: &str, params: &[Param<'_>]) -> Result<Row, DbError> {
+        let prepared = self.prepared(sql, params).await?;
         let (c, timeout, broken) = self.parts()?;
-        bounded(timeout, broken, c.query_typed_one(sql, params)).await
+        match prepared {
+            Some(st) => bounded(timeout, broken, c.query_one(&st, &values(params))).await,
+            None => bounded(timeout, broken, c.query_typed_one(sql, params)).await,
+        }
     }
 
     async fn exec(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, DbError> {
+        let prepared = self.prepared(sql, params).await?;
         let (c, timeout, broken) = self.parts()?;
-        bounded(timeout, broken, c.execute_typed(sql, params)).await
+        match prepared {
+            Some(st) => bounded(timeout, broken, c.execute(&st, &values(params))).await,
+            None => bounded(timeout, broken, c.execute_typed(sql, params)).await,
+        }
     }
 }
