@@ -214,6 +214,56 @@ impl Drop for InFlight {
     }
 }
 
+/// Hands the memory of closed connections back to the system. Each open connection holds
+/// about 25 KB (buffers, task, TLS state); when thousands close, glibc keeps the freed
+/// memory in its arenas for reuse, so RSS stayed at its peak (135 MB with 5,000 idle
+/// connections, 115 MB after they closed). Every few seconds, once the open count has fallen
+/// to half of its peak since the last trim and by at least [`TRIM_AFTER`] connections, the
+/// free memory is returned with `malloc_trim` (not per close: a trim walks the whole heap).
+struct Trimmer {
+    peak: AtomicUsize,
+}
+
+/// Fewer closed connections than this are not worth a trim (about 1.6 MB).
+const TRIM_AFTER: usize = 64;
+const TRIM_EVERY: Duration = Duration::from_secs(5);
+
+impl Trimmer {
+    fn opened(&self, open: usize) {
+        self.peak.fetch_max(open, Ordering::Relaxed);
+    }
+
+    /// Whether a trim is due with `open` connections now; resets the peak if so.
+    fn due(&self, open: usize) -> bool {
+        let peak = self.peak.load(Ordering::Relaxed);
+        if open > peak / 2 || peak - open < TRIM_AFTER {
+            return false;
+        }
+        self.peak.store(open, Ordering::Relaxed);
+        true
+    }
+
+    async fn run(self: Arc<Self>, slots: Arc<tokio::sync::Semaphore>, max: usize) {
+        let mut tick = tokio::time::interval(TRIM_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if self.due(max - slots.available_permits()) {
+                release_free_memory();
+            }
+        }
+    }
+}
+
+/// Returns the allocator's free memory to the system (glibc; elsewhere nothing to do).
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists, under its own locks.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Resolves when the connection has been silent or idle past its deadline.
 async fn watchdog(activity: Arc<Activity>, limits: ServerLimits) {
     loop {
@@ -261,6 +311,10 @@ pub async fn serve<H, F>(
         open: Mutex::new(HashMap::new()),
     });
     let mut last_low_warning: Option<Instant> = None;
+    let trimmer = Arc::new(Trimmer {
+        peak: AtomicUsize::new(0),
+    });
+    let trimming = tokio::spawn(trimmer.clone().run(slots.clone(), limits.max_connections));
     tokio::pin!(shutdown);
     // Once the shutdown comes: accept on until this deadline, then stop.
     let mut stop_at: Option<tokio::time::Instant> = None;
@@ -308,6 +362,7 @@ pub async fn serve<H, F>(
             () = stop => break,
         };
         let left = slots.available_permits();
+        trimmer.opened(limits.max_connections - left);
         if left < limits.max_connections / 10
             && last_low_warning.is_none_or(|at| at.elapsed() >= LOW_WARN_EVERY)
         {
@@ -397,6 +452,7 @@ pub async fn serve<H, F>(
     }
 
     drop(listener);
+    trimming.abort();
     if !limits.shutdown_delay.is_zero() {
         // Connections stay open a moment after the listener closes: a load balancer that
         // still holds idle keep-alive connections to us learns that we are gone from a
@@ -475,6 +531,21 @@ pub async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_trim_is_due_once_half_the_peak_has_closed() {
+        let t = Trimmer {
+            peak: AtomicUsize::new(0),
+        };
+        t.opened(10);
+        assert!(!t.due(0), "too few connections to matter");
+        t.opened(5_000);
+        assert!(!t.due(4_000), "most still open");
+        assert!(t.due(2_000));
+        assert!(!t.due(2_000), "the peak starts again from what is open");
+        t.opened(2_100);
+        assert!(t.due(0));
+    }
 
     #[test]
     fn per_ip_slots_are_counted_and_returned() {
