@@ -155,7 +155,7 @@ fn keep_hash_memory_returnable() {
 fn pool(config: &AuthConfig) -> Result<Db, AuthError> {
     let pool = db::pool(&config.database_url, config.db_pool_size)
         .map_err(|e| AuthError::internal(e.to_string()))?;
-    Ok(Db::new(pool, config.db_timeout))
+    Ok(Db::new(pool, config.db_timeout).with_statements(config.db_statements))
 }
 
 /// Migrations at start-up, retried for a while so that the daemon may start before Postgres.
@@ -235,6 +235,12 @@ async fn serve(config: AuthConfig) -> Result<(), AuthError> {
     let shutdown = Shutdown::new();
     tokio::spawn(keys.maintain(shutdown.signal()));
     tokio::spawn(purge_rate_limits(state.clone(), shutdown.signal()));
+    tokio::spawn(
+        state
+            .hasher
+            .clone()
+            .release_idle_memory_until(HASH_MEMORY_IDLE, shutdown.signal()),
+    );
     if let Some(transport) = mail_transport {
         tokio::spawn(crate::outbox::run(
             state.db.clone(),
@@ -347,6 +353,9 @@ fn cors_policy(config: &AuthConfig) -> Result<Cors, AuthError> {
 
 /// Hourly: drops idle rate-limit counters and audit events past their retention (any replica
 /// may do it; the deletes are idempotent).
+/// Argon2 memory unused this long is freed (see `Hasher::release_idle_memory`).
+const HASH_MEMORY_IDLE: Duration = Duration::from_secs(10);
+
 async fn purge_rate_limits(state: Arc<State>, mut shutdown: ShutdownSignal) {
     while shutdown.sleep(Duration::from_secs(3600)).await {
         if let Err(e) = state.config.rate_limit.purge(&state.db).await {

@@ -282,9 +282,14 @@ pub fn verify_cheap(password: &str, stored: &str) -> Option<Result<bool, ()>> {
         }) if m <= CHEAP_M_KIB && t <= CHEAP_T && p <= CHEAP_P => {
             let password = SecretString::from(password.to_string());
             Some(
-                crate::password::verify_blocking(&password, stored, HashScheme::Argon2id)
-                    .map(|v| v.ok)
-                    .map_err(|_| ()),
+                crate::password::verify_blocking(
+                    &password,
+                    stored,
+                    HashScheme::Argon2id,
+                    &mut Default::default(),
+                )
+                .map(|v| v.ok)
+                .map_err(|_| ()),
             )
         }
         Some(_) => None,

@@ -10,13 +10,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 use unicode_normalization::UnicodeNormalization;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 const ARGON2_M_KIB: u32 = 19_456;
 const ARGON2_T: u32 = 2;
@@ -68,6 +68,9 @@ struct Inner {
     waiting: std::sync::atomic::AtomicUsize,
     /// How long requests waited for a slot (the `latchkey_hash_wait_seconds` metric).
     wait: prometheus_client::metrics::histogram::Histogram,
+    /// Argon2 working memory kept between hashes (see [`Memory`]), with when each was last
+    /// given back.
+    spare: std::sync::Mutex<Vec<(Memory, std::time::Instant)>>,
     /// Verifications computed, for the tests of the equalised work.
     #[cfg(test)]
     computed: std::sync::atomic::AtomicUsize,
@@ -100,6 +103,7 @@ impl Hasher {
         queue_wait: Duration,
     ) -> Result<Self, HashError> {
         let random = SecretString::from(crate::ids::random_string(32));
+        let mut memory = Memory::default();
         let in_use = [AtomicBool::new(false), AtomicBool::new(false)];
         in_use[scheme.index()].store(true, Ordering::Relaxed);
         Ok(Self {
@@ -107,11 +111,12 @@ impl Hasher {
                 scheme,
                 slots: Arc::new(Semaphore::new(max_in_flight.max(1))),
                 queue_wait,
-                decoys: [argon2_hash(&random)?, scrypt_hash(&random)?],
+                decoys: [argon2_hash(&random, &mut memory)?, scrypt_hash(&random)?],
                 in_use,
                 max_in_flight: max_in_flight.max(1),
                 waiting: Default::default(),
                 wait: latchkey_core::metrics::latency_histogram(),
+                spare: std::sync::Mutex::new(vec![(memory, std::time::Instant::now())]),
                 #[cfg(test)]
                 computed: Default::default(),
             }),
@@ -135,6 +140,27 @@ impl Hasher {
         self.inner.wait.clone()
     }
 
+    /// Frees the argon2 memory that no hash has used for `idle`: a burst of sign-ins keeps
+    /// up to one 19 MiB block per slot, which a quiet daemon should not sit on. Blocks this
+    /// size are mmapped (daemon.rs), so the memory goes back to the system at once.
+    pub(crate) fn release_idle_memory(&self, idle: Duration) -> usize {
+        let mut spare = self.inner.spare.lock().unwrap_or_else(|e| e.into_inner());
+        let before = spare.len();
+        spare.retain(|(_, given_back)| given_back.elapsed() < idle);
+        before - spare.len()
+    }
+
+    /// Runs [`Hasher::release_idle_memory`] until the shutdown.
+    pub(crate) async fn release_idle_memory_until(
+        self,
+        idle: Duration,
+        mut shutdown: latchkey_core::shutdown::ShutdownSignal,
+    ) {
+        while shutdown.sleep(idle / 2).await {
+            self.release_idle_memory(idle);
+        }
+    }
+
     pub(crate) fn schemes_in_use(&self) -> Vec<HashScheme> {
         HashScheme::ALL
             .into_iter()
@@ -145,8 +171,8 @@ impl Hasher {
     pub(crate) async fn hash(&self, password: &SecretString) -> Result<String, HashError> {
         let scheme = self.inner.scheme;
         let password = password.clone();
-        self.run(move || match scheme {
-            HashScheme::Argon2id => argon2_hash(&password),
+        self.run(move |memory| match scheme {
+            HashScheme::Argon2id => argon2_hash(&password, memory),
             HashScheme::Scrypt => scrypt_hash(&password),
         })
         .await
@@ -162,10 +188,10 @@ impl Hasher {
         let stored = stored.to_string();
         let kind = HashScheme::of(&stored);
         self.scheme_in_use(kind);
-        self.run(move || {
-            let verdict = verify_blocking(&password, &stored, inner.scheme);
+        self.run(move |memory| {
+            let verdict = verify_blocking(&password, &stored, inner.scheme, memory);
             inner.count();
-            inner.decoys_except(Some(kind), &password);
+            inner.decoys_except(Some(kind), &password, memory);
             verdict
         })
         .await
@@ -175,8 +201,8 @@ impl Hasher {
     pub(crate) async fn verify_decoy(&self, password: &SecretString) -> Result<(), HashError> {
         let inner = self.inner.clone();
         let password = password.clone();
-        self.run(move || {
-            inner.decoys_except(None, &password);
+        self.run(move |memory| {
+            inner.decoys_except(None, &password, memory);
             Ok(())
         })
         .await
@@ -184,7 +210,7 @@ impl Hasher {
 
     async fn run<T: Send + 'static>(
         &self,
-        job: impl FnOnce() -> Result<T, HashError> + Send + 'static,
+        job: impl FnOnce(&mut Memory) -> Result<T, HashError> + Send + 'static,
     ) -> Result<T, HashError> {
         let started = std::time::Instant::now();
         self.inner.waiting.fetch_add(1, Ordering::Relaxed);
@@ -201,9 +227,13 @@ impl Hasher {
         // The permit lives inside the blocking job: if the client disconnects and this future
         // is dropped, the hash still runs to completion, and the slot must stay taken until it
         // has. Otherwise dropped connections would start unbounded hashes.
+        let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            job()
+            let mut memory = inner.take_memory();
+            let result = job(&mut memory);
+            inner.give_back(memory);
+            result
         })
         .await
         .map_err(|e| HashError::Internal(format!("hashing task failed: {e}")))?
@@ -212,14 +242,32 @@ impl Hasher {
 
 impl Inner {
     /// Checks `password` against the decoy of every scheme in use but `skip`.
-    fn decoys_except(&self, skip: Option<HashScheme>, password: &SecretString) {
+    fn decoys_except(
+        &self,
+        skip: Option<HashScheme>,
+        password: &SecretString,
+        memory: &mut Memory,
+    ) {
         for scheme in HashScheme::ALL {
             if Some(scheme) == skip || !self.in_use[scheme.index()].load(Ordering::Relaxed) {
                 continue;
             }
-            let _ = verify_blocking(password, &self.decoys[scheme.index()], self.scheme);
+            let _ = verify_blocking(password, &self.decoys[scheme.index()], self.scheme, memory);
             self.count();
         }
+    }
+
+    /// A spare buffer, or a new empty one. Only jobs holding a slot call this, so there are
+    /// never more buffers than slots.
+    fn take_memory(&self) -> Memory {
+        let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
+        spare.pop().map(|(memory, _)| memory).unwrap_or_default()
+    }
+
+    fn give_back(&self, mut memory: Memory) {
+        memory.wipe();
+        let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
+        spare.push((memory, std::time::Instant::now()));
     }
 
     fn count(&self) {
@@ -234,18 +282,112 @@ fn normalized(password: &SecretString) -> Zeroizing<String> {
     Zeroizing::new(password.expose_secret().nfkc().collect())
 }
 
+/// Argon2 working memory (19 MiB at our parameters), kept from one hash to the next. Made
+/// afresh for every hash, it was mapped and faulted in page by page each time (the fixed
+/// mmap threshold in daemon.rs keeps such blocks out of the heap): a quarter of a sign-in's
+/// CPU. A buffer is only out while its job holds a hashing slot, so there are at most
+/// `LATCHKEY_HASH_CONCURRENCY` of them, as there were blocks in use before. Each is wiped
+/// after every use and when dropped: the blocks of a finished hash would let a guess be
+/// checked without the memory-hard work.
+#[derive(Default)]
+pub(crate) struct Memory(Vec<Block>);
+
+impl Memory {
+    /// The first `n` blocks, grown to that if need be; `None` above our own parameters (a
+    /// stored hash with a larger `m` gets a buffer of its own, freed after it).
+    fn blocks(&mut self, n: usize) -> Option<&mut [Block]> {
+        if n > ARGON2_M_KIB as usize {
+            return None;
+        }
+        if self.0.len() < n {
+            self.0.resize(n, Block::default());
+        }
+        self.0.get_mut(..n)
+    }
+
+    fn wipe(&mut self) {
+        self.0.iter_mut().for_each(Zeroize::zeroize);
+    }
+}
+
+impl Drop for Memory {
+    fn drop(&mut self) {
+        self.wipe();
+    }
+}
+
+/// Argon2 into `out`, in `memory` when it fits.
+fn argon2_into(
+    argon2: &Argon2<'_>,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+    memory: &mut Memory,
+) -> Result<(), argon2::Error> {
+    match memory.blocks(argon2.params().block_count()) {
+        Some(blocks) => argon2.hash_password_into_with_memory(password, salt, out, blocks),
+        None => argon2.hash_password_into(password, salt, out),
+    }
+}
+
 fn argon2() -> Result<Argon2<'static>, HashError> {
     let params = Params::new(ARGON2_M_KIB, ARGON2_T, ARGON2_P, None)
         .map_err(|e| HashError::Internal(e.to_string()))?;
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
-fn argon2_hash(password: &SecretString) -> Result<String, HashError> {
+/// A PHC string, as argon2's `PasswordHasher` writes it (`$argon2id$v=19$m=..$salt$hash`).
+fn argon2_hash(password: &SecretString, memory: &mut Memory) -> Result<String, HashError> {
+    let internal = |e: &dyn std::fmt::Display| HashError::Internal(e.to_string());
     let salt = SaltString::generate(&mut OsRng);
-    argon2()?
-        .hash_password(normalized(password).as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| HashError::Internal(e.to_string()))
+    let argon2 = argon2()?;
+    let mut salt_bytes = [0u8; 64];
+    let salt_bytes = salt
+        .as_salt()
+        .decode_b64(&mut salt_bytes)
+        .map_err(|e| internal(&e))?;
+    let hash = Output::init_with(Params::DEFAULT_OUTPUT_LEN, |out| {
+        argon2_into(
+            &argon2,
+            normalized(password).as_bytes(),
+            salt_bytes,
+            out,
+            memory,
+        )
+        .map_err(Into::into)
+    })
+    .map_err(|e| internal(&e))?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(argon2.params()).map_err(|e| internal(&e))?,
+        salt: Some(salt.as_salt()),
+        hash: Some(hash),
+    };
+    Ok(phc.to_string())
+}
+
+/// Does `password` give the hash in `parsed` (with its own algorithm, version and
+/// parameters)? Any error in doing so is a no, as argon2's `PasswordVerifier` has it.
+fn argon2_verify(password: &[u8], parsed: &PasswordHash<'_>, memory: &mut Memory) -> bool {
+    let mut check = || -> Result<bool, argon2::password_hash::Error> {
+        let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+            return Ok(false);
+        };
+        let algorithm = Algorithm::try_from(parsed.algorithm)?;
+        let version = parsed
+            .version
+            .map(Version::try_from)
+            .transpose()?
+            .unwrap_or_default();
+        let argon2 = Argon2::new(algorithm, version, Params::try_from(parsed)?);
+        let mut salt_bytes = [0u8; 64];
+        let salt = salt.decode_b64(&mut salt_bytes)?;
+        let mut out = Zeroizing::new(vec![0u8; expected.len()]);
+        argon2_into(&argon2, password, salt, &mut out, memory)?;
+        Ok(bool::from(out.as_slice().ct_eq(expected.as_bytes())))
+    };
+    check().unwrap_or(false)
 }
 
 fn scrypt_params() -> Result<scrypt::Params, HashError> {
@@ -328,12 +470,11 @@ pub(crate) fn verify_blocking(
     password: &SecretString,
     stored: &str,
     scheme: HashScheme,
+    memory: &mut Memory,
 ) -> Result<Verdict, HashError> {
     match Stored::parse(stored)? {
         Stored::Argon2(parsed) => {
-            let ok = argon2()?
-                .verify_password(normalized(password).as_bytes(), &parsed)
-                .is_ok();
+            let ok = argon2_verify(normalized(password).as_bytes(), &parsed, memory);
             let weaker = Stored::Argon2(parsed).weaker_than_ours();
             let needs_rehash = ok && (scheme != HashScheme::Argon2id || weaker);
             Ok(Verdict { ok, needs_rehash })
@@ -360,28 +501,142 @@ mod tests {
         SecretString::from(s.to_string())
     }
 
+    fn verify(
+        password: &SecretString,
+        stored: &str,
+        scheme: HashScheme,
+    ) -> Result<Verdict, HashError> {
+        verify_blocking(password, stored, scheme, &mut Memory::default())
+    }
+
+    /// Hashes made in reused memory are argon2's own: its `PasswordVerifier` accepts ours and
+    /// ours accepts its, with one buffer going through hashes of other sizes in between.
+    #[test]
+    fn reused_memory_gives_argon2s_own_hashes() {
+        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+        let mut memory = Memory::default();
+        let ours = argon2_hash(&pw("correct horse"), &mut memory).unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(argon2()
+            .unwrap()
+            .verify_password(b"correct horse", &parsed)
+            .is_ok());
+        assert!(argon2()
+            .unwrap()
+            .verify_password(b"correct horsf", &parsed)
+            .is_err());
+        let salt = SaltString::generate(&mut OsRng);
+        for (m, t, p) in [(8, 1, 1), (19_456, 2, 1), (4_096, 3, 2), (65_536, 1, 1)] {
+            let params = Params::new(m, t, p, None).unwrap();
+            let theirs = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+                .hash_password(b"battery staple", &salt)
+                .unwrap()
+                .to_string();
+            for _ in 0..2 {
+                let v = verify_blocking(
+                    &pw("battery staple"),
+                    &theirs,
+                    HashScheme::Argon2id,
+                    &mut memory,
+                );
+                assert!(v.unwrap().ok, "{theirs}");
+                let v = verify_blocking(
+                    &pw("battery stapl"),
+                    &theirs,
+                    HashScheme::Argon2id,
+                    &mut memory,
+                );
+                assert!(!v.unwrap().ok, "{theirs}");
+            }
+        }
+        // m above ours ran in a buffer of its own; the kept one never grew past our size.
+        assert_eq!(memory.0.len(), ARGON2_M_KIB as usize);
+        let again = argon2_hash(&pw("correct horse"), &mut memory).unwrap();
+        assert_ne!(again, ours, "a fresh salt each time");
+        assert!(
+            verify(&pw("correct horse"), &again, HashScheme::Argon2id)
+                .unwrap()
+                .ok
+        );
+    }
+
+    #[test]
+    fn memory_is_wiped_after_use_and_shared_by_the_slots() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let hasher = Hasher::new(HashScheme::Argon2id, 2, Duration::from_secs(5)).unwrap();
+        let stored = rt.block_on(hasher.hash(&pw("correct horse"))).unwrap();
+        assert!(
+            rt.block_on(hasher.verify(&pw("correct horse"), &stored))
+                .unwrap()
+                .ok
+        );
+        {
+            let spare = hasher.inner.spare.lock().unwrap();
+            assert_eq!(spare.len(), 1, "one job at a time here: one buffer");
+            let zero = Block::default();
+            let wiped = spare[0].0 .0.iter().all(|b| b.as_ref() == zero.as_ref());
+            assert!(wiped, "wiped after use");
+        }
+        assert_eq!(hasher.release_idle_memory(Duration::from_secs(60)), 0);
+        assert_eq!(hasher.release_idle_memory(Duration::ZERO), 1);
+        assert!(
+            rt.block_on(hasher.verify(&pw("correct horse"), &stored))
+                .unwrap()
+                .ok
+        );
+    }
+
+    /// One hash of each kind as the daemon computes them, in-process on one core: the ceiling
+    /// that sign-in's CPU per request is measured against (bench/peers):
+    /// `cargo test --release -p latchkey-auth --lib -- --ignored --nocapture cost_of_one_hash`.
+    #[test]
+    #[ignore = "a measurement, not a test: run it in release mode"]
+    fn cost_of_one_hash() {
+        const N: u32 = 20;
+        let mut memory = Memory::default();
+        let time = |f: &mut dyn FnMut()| {
+            f();
+            let t = std::time::Instant::now();
+            for _ in 0..N {
+                f();
+            }
+            t.elapsed().as_secs_f64() * 1e6 / f64::from(N)
+        };
+        let argon = time(&mut || {
+            argon2_hash(&pw("password123"), &mut memory).unwrap();
+        });
+        let fresh = time(&mut || {
+            argon2_hash(&pw("password123"), &mut Memory::default()).unwrap();
+        });
+        let scrypt = time(&mut || {
+            scrypt_hash(&pw("password123")).unwrap();
+        });
+        println!("argon2id: {argon:.0} us (kept memory)");
+        println!("argon2id fresh memory: {fresh:.0} us");
+        println!("scrypt: {scrypt:.0} us");
+    }
+
     #[test]
     fn spec_scrypt_vector_verifies_and_asks_for_rehash() {
         let stored = "adb3fae70953259d7614bfa09ed21a8b:65f2f44a82ba2250db0f5a26dc34a598ab060c1ed25d68d5cbcee8db8a7943f903b39ecb37659feb68a111f761a76bd29d6571cad35775245ea2a1cee165c00a";
-        let v = verify_blocking(&pw("password123"), stored, HashScheme::Argon2id).unwrap();
+        let v = verify(&pw("password123"), stored, HashScheme::Argon2id).unwrap();
         assert!(v.ok && v.needs_rehash);
-        let v = verify_blocking(&pw("password124"), stored, HashScheme::Argon2id).unwrap();
+        let v = verify(&pw("password124"), stored, HashScheme::Argon2id).unwrap();
         assert!(!v.ok && !v.needs_rehash);
-        let v = verify_blocking(&pw("password123"), stored, HashScheme::Scrypt).unwrap();
+        let v = verify(&pw("password123"), stored, HashScheme::Scrypt).unwrap();
         assert!(v.ok && !v.needs_rehash);
     }
 
     #[test]
     fn argon2_round_trip_with_owasp_parameters() {
-        let h = argon2_hash(&pw("correct horse")).unwrap();
+        let h = argon2_hash(&pw("correct horse"), &mut Memory::default()).unwrap();
         assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
-        let v = verify_blocking(&pw("correct horse"), &h, HashScheme::Argon2id).unwrap();
+        let v = verify(&pw("correct horse"), &h, HashScheme::Argon2id).unwrap();
         assert!(v.ok && !v.needs_rehash);
-        assert!(
-            !verify_blocking(&pw("wrong"), &h, HashScheme::Argon2id)
-                .unwrap()
-                .ok
-        );
+        assert!(!verify(&pw("wrong"), &h, HashScheme::Argon2id).unwrap().ok);
     }
 
     #[test]
@@ -390,7 +645,7 @@ mod tests {
         assert_eq!(h.len(), 161);
         // U+FB01 (ﬁ) normalises to "fi" under NFKC.
         assert!(
-            verify_blocking(&pw("file-password"), &h, HashScheme::Scrypt)
+            verify(&pw("file-password"), &h, HashScheme::Scrypt)
                 .unwrap()
                 .ok
         );
@@ -412,7 +667,7 @@ mod tests {
             "$argon2$m=2,p=1,m=16,t=2,p=2,t=2,t=2,m=96,t=2,p=3,p=2,m=133662",
             "$argon2id$v=19$m=8,t=2,p=1,m=19456$c29tZXNhbHQ$AAAAAAAAAAAAAAAAAAAAAA",
         ] {
-            let verdict = verify_blocking(&pw("x"), stored, HashScheme::Argon2id);
+            let verdict = verify(&pw("x"), stored, HashScheme::Argon2id);
             assert!(verdict.map_or(true, |v| !v.ok), "{stored:?} verified");
             if stored.contains("m=") || stored.contains("p=") {
                 assert!(Stored::parse(stored).is_err(), "{stored:?} parsed");
