@@ -1,12 +1,13 @@
-// A real Better-Auth 1.7 server with the reference configuration of
-// /work/shared/better-auth-compat.md §0 (pg Pool, emailAndPassword, jwt() + bearer()),
+// A real Better-Auth 1.7 server in the reference configuration of a sidecar deployment
+// (pg Pool, emailAndPassword, jwt() + bearer()),
 // served in-process with node:http + toNodeHandler.
 //
 // As a module: `startBA({...})` / `migrateBA({...})`. As a program (`node ba.mjs`), it serves
 // until SIGTERM, configured by env:
 //   DATABASE_URL, BETTER_AUTH_SECRET, BETTER_AUTH_URL (http://127.0.0.1:PORT; the port is
 //   taken from it), BETTER_AUTH_TRUSTED_ORIGINS (read by Better-Auth itself), JWT_ALG,
-//   BA_MIGRATE=1 to run Better-Auth's own migrator first; OIDC_ISSUER, OIDC_CLIENT_ID,
+//   BA_MIGRATE=1 to run Better-Auth's own migrator first; BA_POOL_MAX (pg Pool size, 5);
+//   OIDC_ISSUER, OIDC_CLIENT_ID,
 //   OIDC_CLIENT_SECRET add the OpenID provider `corp` (genericOAuth by discovery,
 //   client_secret_basic) with provider tokens encrypted at rest (encryptOAuthTokens).
 
@@ -23,7 +24,7 @@ export const sentMail = [];
 export function baOptions({ databaseUrl, secret, baseURL, alg = "EdDSA", pool }) {
   const jwtOptions = alg && alg !== "EdDSA" ? { jwks: { keyPairConfig: { alg } } } : undefined;
   return {
-    database: pool ?? new pg.Pool({ connectionString: databaseUrl, max: 5 }),
+    database: pool ?? new pg.Pool({ connectionString: databaseUrl, max: Number(process.env.BA_POOL_MAX ?? 5) }),
     secret,
     baseURL,
     emailAndPassword: {
@@ -96,7 +97,7 @@ export async function migrateBA({ databaseUrl, secret, baseURL, alg, run = true 
  * stands for a second instance behind the same public URL). Returns `{auth, url, close()}`.
  */
 export async function startBA({ databaseUrl, secret, baseURL, alg, listenPort }) {
-  const pool = new pg.Pool({ connectionString: databaseUrl, max: 5 });
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: Number(process.env.BA_POOL_MAX ?? 5) });
   const auth = betterAuth(baOptions({ databaseUrl, secret, baseURL, alg, pool }));
   const url = new URL(baseURL);
   const server = http.createServer(toNodeHandler(auth));
