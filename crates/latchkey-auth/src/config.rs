@@ -264,7 +264,11 @@ impl AuthConfig {
             Duration::from_secs(300),
         )?;
         let max_body_bytes = src.parse_or("LATCHKEY_MAX_BODY_BYTES", 64 * 1024)?;
-        let db_pool_size = src.parse_or("LATCHKEY_DB_POOL_SIZE", 16)?;
+        // Four queries in flight per core: enough to cover a network round trip to a managed
+        // Postgres (about 100 µs of our CPU per request against 0.3-1 ms away), few enough
+        // that a Postgres on the same cores does not crowd out our worker threads; 8 beat 16
+        // here in throughput and tail latency on 2 cores (BENCHMARKS.md, pool size).
+        let db_pool_size = src.parse_or("LATCHKEY_DB_POOL_SIZE", 4 * cpus)?;
         if db_pool_size == 0 {
             return Err(ConfigError::new(
                 "LATCHKEY_DB_POOL_SIZE",
