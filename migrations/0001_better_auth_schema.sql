@@ -1,4 +1,4 @@
--- Better-Auth 1.7's five tables, exactly as its own migrator creates them (compat spec §1.1):
+-- Better-Auth 1.7's five tables, exactly as its own migrator creates them (docs/compatibility.md, Schema):
 -- quoted camelCase columns, the same keys, indexes and constraint names. `if not exists`
 -- makes this a no-op on a database that Better-Auth itself already migrated.
 create table if not exists "user" ("id" text not null primary key, "name" text not null, "email" text not null unique, "emailVerified" boolean not null, "image" text, "createdAt" timestamptz default CURRENT_TIMESTAMP not null, "updatedAt" timestamptz default CURRENT_TIMESTAMP not null);

@@ -214,3 +214,36 @@ fn security_events_are_recorded_without_secrets() {
         assert!(!everything.contains(secret), "{secret} leaked");
     }
 }
+
+/// Audit events older than `LATCHKEY_AUDIT_RETENTION` are purged at start-up (and hourly
+/// after): a daemon restarted more often than hourly used to never purge.
+#[test]
+fn old_audit_events_are_purged_at_start_up() {
+    let db = latchkey_e2e::cluster().create_db();
+    let spec = Auth::spec(&db, &"s".repeat(40), latchkey_e2e::free_port())
+        .env("LATCHKEY_AUDIT_RETENTION", "90");
+    latchkey_e2e::run_tool("latchkey-auth", &["migrate"], &spec.env).assert_success();
+    db.execute(
+        r#"insert into "latchkey_audit" ("id", "at", "event") values
+           ('old-event', now() - interval '91 days', 'sign_in'),
+           ('recent-event', now() - interval '89 days', 'sign_in')"#,
+    );
+    let _daemon = latchkey_e2e::Daemon::start(spec);
+    let gone = |id: &str| {
+        db.count(&format!(
+            r#"select count(*) from "latchkey_audit" where "id" = '{id}'"#
+        )) == 0
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !gone("old-event") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not purged at start-up"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        !gone("recent-event"),
+        "an event within the retention was purged"
+    );
+}

@@ -144,6 +144,19 @@ fn actual_responses_carry_the_grant() {
         r.header("access-control-allow-origin"),
         Some(TRUSTED_ORIGIN)
     );
+    // A body over the cap is refused before any route sees it, through the same exit.
+    let big = auth
+        .client()
+        .post("/api/auth/sign-up/email")
+        .header("origin", TRUSTED_ORIGIN)
+        .body("application/json", vec![b' '; 70 * 1024])
+        .send();
+    big.expect(413);
+    assert_eq!(
+        big.header("access-control-allow-origin"),
+        Some(TRUSTED_ORIGIN)
+    );
+    assert!(big.header("x-request-id").is_some(), "{:?}", big.headers);
 
     // Every response names its request, and the access log line says the same id.
     let id = r.header("x-request-id").expect("X-Request-Id").to_string();

@@ -498,7 +498,7 @@ fn official_client_against_real_better_auth() {
 #[test]
 fn wire_diff_against_real_better_auth() {
     // Bare Better-Auth has no CORS (its hosts add it), so the diff runs with ours off; CORS has
-    // its own tests (cors_auth.rs, browser.rs).
+    // its own tests (browser_policy.rs, api_cors.rs, browser.rs).
     let auth = Auth::start_with(|s| as_better_auth(s.env("LATCHKEY_CORS", "off")));
     let ba_db = cluster().create_db();
     // COMPAT_STRICT / COMPAT_FAIL_FAST reach the scripts through the inherited environment.

@@ -417,6 +417,24 @@ fn credentials_directory_and_toml_config_file() {
     assert_eq!(out.code(), Some(2), "{out:?}");
     assert!(all_output(&out).contains("BETTER_AUTH_SECRET"), "{out:?}");
     assert!(!all_output(&out).contains(&secret));
+    // And the social providers' client secrets (Better-Auth's shortcut names).
+    for (key, name) in [
+        ("github_client_secret", "GITHUB_CLIENT_SECRET"),
+        ("latchkey_google_client_secret", "GOOGLE_CLIENT_SECRET"),
+    ] {
+        std::fs::write(&toml, format!("{key} = \"oauth-client-secret-1\"\n")).unwrap();
+        let out = run_tool(
+            "latchkey-auth",
+            &["--config", &toml.display().to_string(), "check-config"],
+            &[("CREDENTIALS_DIRECTORY".into(), dir.display().to_string())],
+        );
+        assert_eq!(out.code(), Some(2), "{key}: {out:?}");
+        assert!(all_output(&out).contains(name), "{key}: {out:?}");
+        assert!(
+            !all_output(&out).contains("oauth-client-secret-1"),
+            "{out:?}"
+        );
+    }
 
     // A typo in the file or the environment is refused, naming the setting it resembles
     // (it used to be ignored: "configuration ok" with the default in force).

@@ -356,21 +356,25 @@ fn cors_policy(config: &AuthConfig) -> Result<Cors, AuthError> {
 /// Argon2 memory unused this long is freed (see `Hasher::release_idle_memory`).
 const HASH_MEMORY_IDLE: Duration = Duration::from_secs(10);
 
+/// Purges expired rate-limit counters and audit events at start-up and hourly after (at
+/// start-up too, or a daemon restarted more often than hourly would never purge).
 async fn purge_rate_limits(state: Arc<State>, mut shutdown: ShutdownSignal) {
-    while shutdown.sleep(Duration::from_secs(3600)).await {
+    loop {
         if let Err(e) = state.config.rate_limit.purge(&state.db).await {
             tracing::warn!("purging rate-limit counters failed: {e}");
         }
         let retention = state.config.audit_retention;
-        if retention.is_zero() {
-            continue;
+        if !retention.is_zero() {
+            let purged = match state.db.conn().await {
+                Ok(conn) => crate::audit::purge(&conn, retention).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = purged {
+                tracing::warn!("purging audit events failed: {e}");
+            }
         }
-        let purged = match state.db.conn().await {
-            Ok(conn) => crate::audit::purge(&conn, retention).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = purged {
-            tracing::warn!("purging audit events failed: {e}");
+        if !shutdown.sleep(Duration::from_secs(3600)).await {
+            return;
         }
     }
 }

@@ -25,7 +25,6 @@ pub(crate) struct Req {
     /// Path below `/api/auth`, e.g. `/sign-in/email`.
     pub(crate) path: String,
     /// Values of the route pattern's `:name` segments.
-    #[allow(dead_code)]
     pub(crate) params: Vec<(&'static str, String)>,
     pub(crate) query: Vec<(String, String)>,
     pub(crate) headers: HeaderMap,
@@ -60,7 +59,6 @@ impl Req {
     }
 
     /// A path parameter by its name in the route pattern.
-    #[allow(dead_code)] // the first routes with parameters come with the email flows
     pub(crate) fn param(&self, name: &str) -> Option<&str> {
         self.params
             .iter()

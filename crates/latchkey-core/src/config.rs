@@ -209,9 +209,15 @@ impl fmt::Debug for Source {
     }
 }
 
-/// Settings that only make sense as secrets: refused in the TOML file, which tends to end up
-/// world-readable (in the Nix store, say).
-const SECRET_SETTINGS: &[&str] = &["BETTER_AUTH_SECRET", "DATABASE_URL", "LATCHKEY_SMTP_URL"];
+/// Settings that only make sense as secrets: refused in the TOML file (under any spelling),
+/// which tends to end up world-readable (in the Nix store, say).
+const SECRET_SETTINGS: &[&str] = &[
+    "BETTER_AUTH_SECRET",
+    "DATABASE_URL",
+    "LATCHKEY_SMTP_URL",
+    "GITHUB_CLIENT_SECRET",
+    "GOOGLE_CLIENT_SECRET",
+];
 
 impl Source {
     /// Reads the process environment and, if given (`--config` or `LATCHKEY_CONFIG`), a TOML file.

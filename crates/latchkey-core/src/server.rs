@@ -124,7 +124,8 @@ impl Draining {
     }
 }
 
-/// Open connections per peer address.
+/// Open connections per peer address; IPv6 peers by their /64, as the rate limiter counts
+/// them (one host usually gets a whole /64, so per address the cap would not bind it).
 struct PerIp {
     max: usize,
     open: Mutex<HashMap<IpAddr, usize>>,
@@ -138,6 +139,7 @@ struct IpSlot {
 
 impl PerIp {
     fn enter(table: &Arc<PerIp>, ip: IpAddr) -> Option<IpSlot> {
+        let ip = address_group(ip);
         let mut open = table.open.lock().unwrap_or_else(|p| p.into_inner());
         let n = open.entry(ip).or_insert(0);
         if *n >= table.max {
@@ -148,6 +150,18 @@ impl PerIp {
             table: table.clone(),
             ip,
         })
+    }
+}
+
+/// What the per-address cap counts `ip` under: an IPv4 address (IPv4-mapped IPv6 too), or
+/// an IPv6 address's /64.
+fn address_group(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & (u128::MAX << 64)).into()),
+        },
     }
 }
 
@@ -545,6 +559,32 @@ mod tests {
         assert!(!t.due(2_000), "the peak starts again from what is open");
         t.opened(2_100);
         assert!(t.due(0));
+    }
+
+    #[test]
+    fn ipv6_peers_share_a_cap_per_64() {
+        let table = Arc::new(PerIp {
+            max: 2,
+            open: Mutex::new(HashMap::new()),
+        });
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let _a = PerIp::enter(&table, ip("2001:db8:0:1::1")).unwrap();
+        let _b = PerIp::enter(&table, ip("2001:db8:0:1:ffff::2")).unwrap();
+        assert!(
+            PerIp::enter(&table, ip("2001:db8:0:1::3")).is_none(),
+            "same /64"
+        );
+        assert!(
+            PerIp::enter(&table, ip("2001:db8:0:2::1")).is_some(),
+            "next /64"
+        );
+        let _c = PerIp::enter(&table, ip("::ffff:192.0.2.1")).unwrap();
+        let _d = PerIp::enter(&table, ip("192.0.2.1")).unwrap();
+        assert!(
+            PerIp::enter(&table, ip("192.0.2.1")).is_none(),
+            "mapped = plain IPv4"
+        );
+        assert!(PerIp::enter(&table, ip("192.0.2.2")).is_some());
     }
 
     #[test]
