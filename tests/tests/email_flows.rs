@@ -46,6 +46,14 @@ fn sign_up_with_verification_required_then_the_link_signs_in() {
         .expect_error(401, "INVALID_EMAIL_OR_PASSWORD");
     auth.sign_in_resp(&email, PASSWORD)
         .expect_error(403, "EMAIL_NOT_VERIFIED");
+    // Both refusals are in the audit trail, each with its reason.
+    let reasons = auth.db.query(
+        r#"select "detail"->>'reason' from "latchkey_audit"
+           where "event" = 'sign_in_failed' order by "at""#,
+        &[],
+    );
+    let reasons: Vec<String> = reasons.iter().map(|r| r.get(0)).collect();
+    assert_eq!(reasons, ["invalid_credentials", "email_not_verified"]);
 
     let mail = smtp.wait_for(&email, MAIL_WAIT);
     assert_eq!(mail.subject, "Verify your email address for Acme");

@@ -60,6 +60,24 @@ fn rotation_keeps_old_tokens_valid_and_signs_with_the_new_key() {
     let out = auth.tool(&["keys", "rotate"]);
     out.assert_success();
     assert_eq!(auth.db.count("SELECT count(*) FROM jwks"), 2);
+    // The audit trail: the first key created, then a rotation naming the key it retired.
+    let trail = auth.db.query(
+        r#"select "event", "detail"->>'kid', coalesce("detail"->'retired', '[]')::text
+           from "latchkey_audit" where "event" like 'key_%' order by "at""#,
+        &[],
+    );
+    let trail: Vec<(String, String, String)> = trail
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(trail.len(), 2, "{trail:?}");
+    assert_eq!(
+        (trail[0].0.as_str(), trail[0].1.as_str()),
+        ("key_created", old_kid.as_str())
+    );
+    assert_eq!(trail[1].0, "key_rotated", "{trail:?}");
+    assert_ne!(trail[1].1, old_kid);
+    assert_eq!(trail[1].2, format!("[\"{old_kid}\"]"), "{trail:?}");
 
     // The running daemon picks up the new key (bounded wait).
     let deadline = Instant::now() + Duration::from_secs(10);

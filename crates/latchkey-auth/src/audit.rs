@@ -32,8 +32,14 @@ pub(crate) enum Event {
     SessionsRevoked {
         kept_current: bool,
     },
+    /// The first key (nothing was current before it).
     KeyCreated {
         kid: String,
+    },
+    /// A new current key; the keys it took over from stay in the JWKS for their grace period.
+    KeyRotated {
+        kid: String,
+        retired: Vec<String>,
     },
     KeyRevoked {
         kid: String,
@@ -78,6 +84,9 @@ pub(crate) enum Event {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SignInFailure {
     InvalidCredentials,
+    /// The right password for an address not yet verified, where verification is required
+    /// (the answer, 403 `EMAIL_NOT_VERIFIED`, says as much to the caller).
+    EmailNotVerified,
 }
 
 impl Event {
@@ -91,6 +100,7 @@ impl Event {
             Event::SessionRevoked { .. } => "session_revoked",
             Event::SessionsRevoked { .. } => "sessions_revoked",
             Event::KeyCreated { .. } => "key_created",
+            Event::KeyRotated { .. } => "key_rotated",
             Event::KeyRevoked { .. } => "key_revoked",
             Event::RateLimited { .. } => "rate_limited",
             Event::EmailVerified => "email_verified",
@@ -111,6 +121,7 @@ impl Event {
         match self {
             Event::SignInFailed(why) => json!({"reason": match why {
                 SignInFailure::InvalidCredentials => "invalid_credentials",
+                SignInFailure::EmailNotVerified => "email_not_verified",
             }}),
             Event::PasswordChanged {
                 other_sessions_revoked,
@@ -118,6 +129,7 @@ impl Event {
             Event::SessionRevoked { session_id } => json!({ "sessionId": session_id }),
             Event::SessionsRevoked { kept_current } => json!({ "keptCurrent": kept_current }),
             Event::KeyCreated { kid } | Event::KeyRevoked { kid } => json!({ "kid": kid }),
+            Event::KeyRotated { kid, retired } => json!({ "kid": kid, "retired": retired }),
             Event::RateLimited { path } => json!({ "path": path }),
             Event::SocialSignIn { provider, outcome } => {
                 json!({ "provider": provider, "outcome": outcome })

@@ -353,13 +353,18 @@ impl Keys {
         // An explicit `keys rotate` retires every current key.
         let now = now_ms();
         let retire_all = matches!(change, Change::Always);
-        tx.exec(
-            r#"update "jwks" set "expiresAt" = $1
-               where ("expiresAt" is null or "expiresAt" > $1)
-                 and ($2 or "alg" = $3 or ("alg" is null and $3 = 'EdDSA'))"#,
-            &[timestamptz(&now), boolean(&retire_all), text(&alg.as_str())],
-        )
-        .await?;
+        let retired: Vec<String> = tx
+            .rows(
+                r#"update "jwks" set "expiresAt" = $1
+                   where ("expiresAt" is null or "expiresAt" > $1)
+                     and ($2 or "alg" = $3 or ("alg" is null and $3 = 'EdDSA'))
+                   returning "id""#,
+                &[timestamptz(&now), boolean(&retire_all), text(&alg.as_str())],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
         let encrypted = self.cipher.encrypt(generated.private_jwk.as_bytes())?;
         let kid = crate::ids::new_id();
         tx.exec(
@@ -375,7 +380,14 @@ impl Keys {
             ],
         )
         .await?;
-        let event = crate::audit::Event::KeyCreated { kid: kid.clone() };
+        let event = if retired.is_empty() {
+            crate::audit::Event::KeyCreated { kid: kid.clone() }
+        } else {
+            crate::audit::Event::KeyRotated {
+                kid: kid.clone(),
+                retired,
+            }
+        };
         crate::audit::record(&tx, &event, &crate::audit::Actor::operator()).await?;
         tx.commit().await?;
         tracing::info!(kid = %kid, alg = %alg, "created signing key");

@@ -212,7 +212,7 @@ pub(crate) async fn sign_in(
                 Some(u) => actor.user(&u.id),
                 None => actor,
             };
-            failed_sign_in(st, &actor).await;
+            failed_sign_in(st, SignInFailure::InvalidCredentials, &actor).await;
             st.telemetry.sign_in("invalid_credentials");
             return Err(invalid_credentials());
         }
@@ -226,7 +226,8 @@ pub(crate) async fn sign_in(
         Err(e) => return Err(e.into()),
     };
     if !verdict.ok {
-        failed_sign_in(st, &Actor::of(st, req).user(&user.id)).await;
+        let actor = Actor::of(st, req).user(&user.id);
+        failed_sign_in(st, SignInFailure::InvalidCredentials, &actor).await;
         st.telemetry.sign_in("invalid_credentials");
         return Err(invalid_credentials());
     }
@@ -240,6 +241,8 @@ pub(crate) async fn sign_in(
                 .await?;
             st.outbox_bell.ring();
         }
+        let actor = Actor::of(st, req).user(&user.id);
+        failed_sign_in(st, SignInFailure::EmailNotVerified, &actor).await;
         return Err(AuthError::forbidden(
             "EMAIL_NOT_VERIFIED",
             "Email not verified",
@@ -293,8 +296,8 @@ pub(crate) async fn sign_out(st: &State, req: &Req, _: (), _: ()) -> Result<Repl
 
 /// A failed sign-in changes nothing, so its event has no transaction to join: recorded on
 /// its own, and a failure to record it does not change the answer.
-async fn failed_sign_in(st: &State, actor: &Actor) {
-    let event = Event::SignInFailed(SignInFailure::InvalidCredentials);
+async fn failed_sign_in(st: &State, why: SignInFailure, actor: &Actor) {
+    let event = Event::SignInFailed(why);
     let recorded = match st.db.conn().await {
         Ok(conn) => audit::record(&conn, &event, actor).await,
         Err(e) => Err(e),
