@@ -189,3 +189,38 @@ fn sigterm_drains_before_the_listener_closes() {
     }
     auth.daemon.terminate_cleanly();
 }
+
+/// The same attack on latchkey-api (it shares the server code, and is what a proxy fronts),
+/// with the global cap nearly used up: health checks from another address still answer, the
+/// daemon warns that connections run low, and the silent sockets are closed by the deadline.
+#[test]
+fn latchkey_api_keeps_answering_and_warns_when_connections_run_low() {
+    let auth = Auth::start();
+    let api = latchkey_e2e::stack::Api::start_with(&auth.url(), |s| {
+        s.env("LATCHKEY_MAX_CONNECTIONS", "20")
+            .env("LATCHKEY_MAX_CONNECTIONS_PER_IP", "10")
+            .env("LATCHKEY_HEADER_TIMEOUT", "3")
+    });
+    let port = api.daemon.port();
+    // 10 silent sockets from one address (its cap), 9 from another: 19 of 20 slots.
+    let mut silent: Vec<TcpStream> = (0..10)
+        .map(|_| connect_from(Ipv4Addr::new(127, 0, 0, 1), port))
+        .chain((0..9).map(|_| connect_from(Ipv4Addr::new(127, 0, 0, 3), port)))
+        .collect();
+    let mut other = connect_from(Ipv4Addr::new(127, 0, 0, 2), port);
+    assert_eq!(get(&mut other, "/healthz"), Some(200));
+    let log = api.daemon.log();
+    assert!(
+        log.contains("connections running low (LATCHKEY_MAX_CONNECTIONS)"),
+        "no warning with 20 of 20 connections open:\n{log}"
+    );
+    for (i, s) in silent.iter_mut().enumerate() {
+        assert!(
+            closed_by_server(s, Duration::from_secs(30)),
+            "silent connection {i} still open"
+        );
+    }
+    drop(other);
+    let mut again = connect_from(Ipv4Addr::new(127, 0, 0, 1), port);
+    assert_eq!(get(&mut again, "/healthz"), Some(200));
+}
