@@ -29,6 +29,13 @@ cat >/etc/latchkey/latchkey-auth.toml <<'EOF'
 listen = "0.0.0.0:3000"
 better_auth_url = "http://127.0.0.1:3000"
 shutdown_delay = 1
+mail_transport = "smtp"
+mail_from = "latchkey <no-reply@example.test>"
+
+[providers.github]
+client_id = "vm-client"
+base_url = "http://127.0.0.1:2600"
+api_url = "http://127.0.0.1:2600"
 EOF
 cat >/etc/latchkey/latchkey-api.toml <<'EOF'
 listen = "0.0.0.0:8000"
@@ -46,6 +53,45 @@ install -d -m 0700 /etc/latchkey/credentials /etc/latchkey/credentials/latchkey-
     printf '%s\n' 'host=/run/postgresql dbname=latchkey-auth user=latchkey-auth' \
         >/etc/latchkey/credentials/latchkey-auth/DATABASE_URL
 )
+
+# Mail and social sign-in: test fixtures on loopback stand in for the mail relay and for
+# GitHub (not part of the install); the SMTP URL and the OAuth client secret are credentials
+# loaded by a drop-in, as the unit's comment says.
+install -m 0644 "$VM/guest/smtp_sink.py" "$VM/guest/github_standin.py" /usr/local/lib/
+cat >/etc/systemd/system/smtp-sink.service <<'EOF'
+[Unit]
+Description=mail sink of the VM test
+Before=latchkey-auth.service
+[Service]
+ExecStart=/usr/bin/python3 /usr/local/lib/smtp_sink.py 127.0.0.1 2525 /var/lib/smtp-sink
+[Install]
+WantedBy=multi-user.target
+EOF
+cat >/etc/systemd/system/github-standin.service <<'EOF'
+[Unit]
+Description=GitHub stand-in of the VM test
+Before=latchkey-auth.service
+[Service]
+ExecStart=/usr/bin/python3 /usr/local/lib/github_standin.py 2600 vm-client /etc/latchkey/credentials/latchkey-auth/GITHUB_CLIENT_SECRET
+[Install]
+WantedBy=multi-user.target
+EOF
+(
+    umask 0077
+    printf '%s\n' 'smtp://127.0.0.1:2525?tls=none' >/etc/latchkey/credentials/latchkey-auth/LATCHKEY_SMTP_URL
+    head -c 24 /dev/urandom | base64 -w0 >/etc/latchkey/credentials/latchkey-auth/GITHUB_CLIENT_SECRET
+)
+mkdir -p /etc/systemd/system/latchkey-auth.service.d
+cat >/etc/systemd/system/latchkey-auth.service.d/credentials.conf <<'EOF'
+[Service]
+LoadCredential=LATCHKEY_SMTP_URL:/etc/latchkey/credentials/latchkey-auth/LATCHKEY_SMTP_URL
+LoadCredential=GITHUB_CLIENT_SECRET:/etc/latchkey/credentials/latchkey-auth/GITHUB_CLIENT_SECRET
+EOF
+systemctl daemon-reload
+for fixture in smtp-sink:2525 github-standin:2600; do
+    check "${fixture%:*} listens on 127.0.0.1:${fixture#*:}" bash -c "systemctl enable --quiet --now ${fixture%:*}.service &&
+        for _ in \$(seq 300); do (exec 3<>/dev/tcp/127.0.0.1/${fixture#*:}) 2>/dev/null && exit 0; sleep 0.2; done; exit 1"
+done
 
 # Postgres over its socket with peer authentication: a role named after the dynamic user
 # (runuser stands in for the comments' sudo, which a minimal Debian lacks).

@@ -118,6 +118,9 @@ sandbox() {
     check "$name: a dynamic user ($uid, in 61184-65519) that nss-systemd names $name" \
         sh -c "[ $uid -ge 61184 ] && [ $uid -le 65519 ] && [ \"\$(getent passwd $uid | cut -d: -f1)\" = $name ]"
     expect_eq "$name: NoNewPrivs" "$(awk '/^NoNewPrivs:/ {print $2}' "$st")" 1
+    # A process that made itself non-dumpable (PR_SET_DUMPABLE 0: no core dump, no ptrace by
+    # its own user) has its /proc files owned by root instead of by its user.
+    expect_eq "$name: not dumpable (its /proc files are root's, not uid $uid's)" "$(stat -c %u "$st")" 0
     expect_eq "$name: seccomp in filter mode" "$(awk '/^Seccomp:/ {print $2}' "$st")" 2
     caps=$(awk '/^Cap(Inh|Prm|Eff|Bnd|Amb):/ {print $2}' "$st" | sort -u)
     expect_eq "$name: no capabilities (inheritable, permitted, effective, bounding, ambient)" \
@@ -147,7 +150,7 @@ sandbox() {
     local environ
     environ=$(tr '\0' '\n' <"/proc/$pid/environ")
     check "$name: no secret in its environment" \
-        sh -c "! printf '%s\n' \"\$1\" | grep -Eq '^(BETTER_AUTH_SECRET|DATABASE_URL)(_FILE)?='" _ "$environ"
+        sh -c "! printf '%s\n' \"\$1\" | grep -Eq '^(BETTER_AUTH_SECRET|DATABASE_URL|LATCHKEY_SMTP_URL)(_FILE)?='" _ "$environ"
     if [ "$creds" = yes ]; then
         expect_eq "$name: CREDENTIALS_DIRECTORY set" \
             "$(printf '%s\n' "$environ" | sed -n 's/^CREDENTIALS_DIRECTORY=//p')" "/run/credentials/$unit"
@@ -213,6 +216,82 @@ client_flow() {
     check "client: sign-out" client sign-out "$bearer"
     expect_eq "client: no session after sign-out" "$(client session "$bearer" | tr -d '[:space:]')" null
     expect_eq "client: revocation off: the JWT stands until it expires" "$(client status "$jwt")" 200
+}
+
+# post PATH JSON: POSTs to latchkey-auth, prints the status code.
+post() {
+    curl --silent --max-time 10 -o "$VM/post.out" -w '%{http_code}' \
+        -H 'content-type: application/json' -d "$2" "$AUTH$1"
+}
+
+# mail_to EMAIL PATTERN: the first match of PATTERN (grep -E) in the newest message to EMAIL
+# in the sink, waited for up to 30 s.
+mail_to() {
+    local f
+    for _ in $(seq 150); do
+        f=$(grep -lx "To: $1" /var/lib/smtp-sink/*.txt 2>/dev/null | sort | tail -n 1)
+        if [ -n "$f" ] && grep -Eo "$2" "$f" | head -n 1 | grep .; then
+            return 0
+        fi
+        sleep 0.2
+    done
+    return 1
+}
+
+# Mail through SMTP under the sandbox (the credential from the drop-in, the outbox, the
+# connection to the relay): a verification link that verifies, a reset link that resets.
+mail_flow() {
+    local email="mail-$phase@example.com" link token verified
+    if ! client sign-up "$email" "$PASSWORD" >/dev/null; then
+        fail "mail: sign-up $email"
+        return 0
+    fi
+    expect_eq "mail: send-verification-email is 200" \
+        "$(post /api/auth/send-verification-email "{\"email\":\"$email\",\"callbackURL\":\"/\"}")" 200
+    if link=$(mail_to "$email" "$AUTH/api/auth/verify-email\?[^[:space:]\"<>]+"); then
+        pass "mail: the verification link arrived at the SMTP sink"
+        token=${link#*token=}
+        remember "${token%%&*}"
+        check "mail: the link answers (302 to the callback)" sh -c \
+            "[ \"\$(curl --silent -o /dev/null -w '%{http_code}' --max-time 10 '$link')\" = 302 ]"
+        verified=$(runuser -u postgres -- psql -d latchkey-auth -tAc \
+            "SELECT \"emailVerified\" FROM \"user\" WHERE email = '$email'")
+        expect_eq "mail: the address is verified" "$verified" t
+    else
+        fail "mail: no verification mail for $email within 30 s"
+    fi
+    expect_eq "mail: request-password-reset is 200" \
+        "$(post /api/auth/request-password-reset "{\"email\":\"$email\",\"redirectTo\":\"/reset\"}")" 200
+    if link=$(mail_to "$email" "reset-password/[A-Za-z0-9]+"); then
+        pass "mail: the reset link arrived at the SMTP sink"
+        token=${link##*/}
+        remember "$token"
+        expect_eq "mail: reset-password with the mailed token is 200" \
+            "$(post /api/auth/reset-password "{\"token\":\"$token\",\"newPassword\":\"another horse battery\"}")" 200
+        expect_eq "mail: sign-in with the new password is 200" \
+            "$(post /api/auth/sign-in/email "{\"email\":\"$email\",\"password\":\"another horse battery\"}")" 200
+    else
+        fail "mail: no reset mail for $email within 30 s"
+    fi
+}
+
+# Social sign-in under the sandbox (the client secret from the drop-in, outbound HTTP to the
+# provider): sign-in/social, the provider's authorize redirect, latchkey's callback, a session
+# for the provider's user.
+social_flow() {
+    local jar="$VM/social-$phase.jar" out url callback answer email
+    rm -f "$jar"
+    out=$(curl --silent --max-time 10 -c "$jar" -H 'content-type: application/json' \
+        -d '{"provider":"github","callbackURL":"/"}' "$AUTH/api/auth/sign-in/social")
+    url=$(printf '%s' "$out" | jq -r '.url // empty' 2>/dev/null)
+    check "social: sign-in/social answers the provider's authorize URL" \
+        sh -c "case '$url' in http://127.0.0.1:2600/login/oauth/authorize\?*) exit 0;; *) echo '$out'; exit 1;; esac"
+    callback=$(curl --silent --max-time 10 -o /dev/null -w '%{redirect_url}' "$url")
+    answer=$(curl --silent --max-time 20 -b "$jar" -c "$jar" -o "$VM/social.out" -w '%{http_code} %{redirect_url}' "$callback")
+    expect_eq "social: the callback signs in and redirects to the callbackURL" "$answer" "302 $AUTH/"
+    email=$(curl --silent --max-time 10 -b "$jar" "$AUTH/api/auth/get-session" | jq -r '.user.email' 2>/dev/null)
+    expect_eq "social: the session is the provider's user" "$email" octo-vm@example.com
+    remember "$(awk '$6 ~ /session_token$/ {print $7}' "$jar" | tail -n 1)"
 }
 
 # latchkey-auth stopped: the API verifies from the key set it has, past failed refreshes.
@@ -335,6 +414,8 @@ scenarios() {
     security latchkey-auth.service
     security latchkey-api.service
     client_flow
+    mail_flow
+    social_flow
     auth_outage
     revocation_on
     postgres_restart
@@ -407,6 +488,8 @@ phase=journal
 journalctl --output=export >"$VM/journal.export"
 {
     cat "$AUTH_SECRET"
+    echo
+    cat /etc/latchkey/credentials/latchkey-auth/GITHUB_CLIENT_SECRET
     echo
     printf '%s\n' "$PASSWORD"
     sort -u "$SECRETS/tokens"
